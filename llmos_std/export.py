@@ -1,0 +1,303 @@
+"""Generates ``spec/`` from the package: OpenAPI 3.1, JSON Schemas, requirements.json, rendered prose.
+
+Output is deterministic (sorted keys, fixed indentation, no timestamps) so that a drift test can
+compare a fresh export with the committed files byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from llmos_std import STANDARD_VERSION
+from llmos_std.discovery import DiscoveryDocument
+from llmos_std.errors import ERROR_CODES, ErrorEnvelope
+from llmos_std.models import ModelObject
+from llmos_std.operations import OPERATIONS, PATH_PARAMS, Operation, error_codes
+from llmos_std.parameters import DISPOSITIONS
+from llmos_std.profiles import PROFILE_DEPENDS, PROFILE_SUMMARY, PROFILES
+from llmos_std.report import ConformanceReport
+from llmos_std.requirements import REQUIREMENTS, REQUIREMENTS_BY_ID
+
+SCHEMA_BASE = f"https://schemas.llmos-std.org/{STANDARD_VERSION}/"
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+Mode = Literal["validation", "serialization"]
+
+_PLACEHOLDER = re.compile(r"{{\s*(req|table):([A-Za-z0-9_-]+)\s*}}")
+
+
+class ExportError(Exception):
+    """A template or table problem that makes the spec unrenderable."""
+
+
+# ---------------------------------------------------------------- schema helpers
+
+
+def _to_type_arrays(node: Any) -> Any:
+    """Rewrite ``anyOf: [{type: X}, {type: null}]`` as ``type: [X, "null"]`` (pure 2020-12 / OAS 3.1)."""
+    if isinstance(node, list):
+        return [_to_type_arrays(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _to_type_arrays(value) for key, value in node.items()}
+    variants = node.get("anyOf")
+    if isinstance(variants, list) and len(variants) == 2 and {"type": "null"} in variants:
+        other = next(v for v in variants if v != {"type": "null"})
+        if isinstance(other.get("type"), str) and "$ref" not in other and "enum" not in other and "const" not in other:
+            merged = {key: value for key, value in node.items() if key != "anyOf"}
+            merged.update(other)
+            merged["type"] = [other["type"], "null"]
+            return merged
+    return node
+
+
+def _model_modes() -> list[tuple[type[BaseModel], Mode]]:
+    """Every wire model the standard names, with the direction it travels in."""
+    pairs: dict[tuple[str, Mode], tuple[type[BaseModel], Mode]] = {}
+
+    def add(model: type[BaseModel] | None, mode: Mode) -> None:
+        if model is not None:
+            pairs.setdefault((model.__name__, mode), (model, mode))
+
+    for op in OPERATIONS:
+        add(op.request, "validation")
+    requested = {model.__name__ for (model, _mode) in pairs.values()}
+    for op in OPERATIONS:
+        if op.response is not None and op.response.__name__ not in requested:
+            add(op.response, "serialization")
+        if op.stream_chunk is not None:
+            add(op.stream_chunk, "serialization")
+    for model in (ErrorEnvelope, ModelObject, DiscoveryDocument, ConformanceReport):
+        add(model, "serialization")
+    return sorted(pairs.values(), key=lambda pair: pair[0].__name__)
+
+
+def schema_files() -> dict[str, dict[str, Any]]:
+    """``schemas/<Model>.json`` documents: self-contained, 2020-12, each with an ``$id``."""
+    files: dict[str, dict[str, Any]] = {}
+    for model, mode in _model_modes():
+        schema = _to_type_arrays(model.model_json_schema(mode=mode))
+        name = f"{model.__name__}.json"
+        files[name] = {"$schema": JSON_SCHEMA_DIALECT, "$id": SCHEMA_BASE + "schemas/" + name, **schema}
+    return files
+
+
+# ---------------------------------------------------------------- OpenAPI
+
+
+def _envelope_response(op: Operation, status: int, codes: list[str]) -> dict[str, Any]:
+    listed = ", ".join(f"`{code}`" for code in codes)
+    response: dict[str, Any] = {"description": f"Error envelope; `code` is one of {listed}."}
+    if op.method != "HEAD":
+        response["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
+    if status == 401:
+        response["headers"] = {"WWW-Authenticate": {"description": "RFC 6750 challenge.", "schema": {"type": "string"}}}
+    if status == 429:
+        response["headers"] = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
+    return response
+
+
+def _operation_object(op: Operation, names: dict[tuple[str, Mode], str]) -> dict[str, Any]:
+    def ref(model: type[BaseModel], mode: Mode) -> dict[str, str]:
+        return {"$ref": "#/components/schemas/" + names[(model.__name__, mode)]}
+
+    success: dict[str, Any] = {"description": op.summary, "headers": {"LLMOS-Version": {"$ref": "#/components/headers/LLMOS-Version"}}}
+    if op.names_serving_model:
+        success["headers"]["LLMOS-Model-Digest"] = {"$ref": "#/components/headers/LLMOS-Model-Digest"}
+    if op.response is not None and op.method != "HEAD":
+        mode: Mode = "validation" if (op.response.__name__, "validation") in names else "serialization"
+        success["content"] = {"application/json": {"schema": ref(op.response, mode)}}
+    if op.response_body == "jsonl":
+        success["content"] = {"application/jsonl": {"schema": {"type": "string", "contentMediaType": "application/jsonl"}}}
+    if op.stream_chunk is not None:
+        success.setdefault("content", {})["text/event-stream"] = {
+            "schema": {"type": "string", "contentMediaType": "text/event-stream"},
+            "x-llmos-event": ref(op.stream_chunk, "serialization"),
+            "x-llmos-error-event": {"$ref": "#/components/schemas/ErrorEnvelope"},
+            "x-llmos-terminator": "data: [DONE]",
+        }
+    responses: dict[str, Any] = {str(op.status): success}
+    by_status: dict[int, list[str]] = {}
+    for code in error_codes(op):
+        by_status.setdefault(ERROR_CODES[code].status, []).append(code)
+    for status in sorted(by_status):
+        responses[str(status)] = _envelope_response(op, status, by_status[status])
+    for status, model, description in op.extra_responses:
+        responses[str(status)] = {"description": description, "content": {"application/json": {"schema": ref(model, "serialization")}}}
+
+    obj: dict[str, Any] = {
+        "operationId": op.id,
+        "summary": op.summary,
+        "tags": [op.profile],
+        "responses": responses,
+        "x-llmos-profile": op.profile,
+        "x-llmos-requirements": list(op.requirements),
+        "x-llmos-scope": op.scope,
+        "x-llmos-mutating": op.mutating,
+    }
+    if op.path_params:
+        obj["parameters"] = [
+            {"name": p, "in": "path", "required": True, "schema": {"type": "string", "pattern": f"^{PATH_PARAMS[p]}$"}}
+            for p in op.path_params
+        ]
+    obj["security"] = [{"bearer": []}] if op.scope is not None else []
+    if op.request_body == "json" and op.request is not None:
+        obj["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(op.request, "validation")}}}
+    elif op.request_body == "bytes":
+        obj["requestBody"] = {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}},
+        }
+    return obj
+
+
+def openapi_document() -> dict[str, Any]:
+    pairs = _model_modes()
+    _, definitions = models_json_schema(pairs, ref_template="#/components/schemas/{model}")
+    components: dict[str, Any] = _to_type_arrays(definitions.get("$defs", {}))
+    # models_json_schema names a model used in both modes "<Name>-Input"/"-Output"; map each pair to its name.
+    names: dict[tuple[str, Mode], str] = {}
+    for model, mode in pairs:
+        for candidate in (model.__name__, f"{model.__name__}-{'Input' if mode == 'validation' else 'Output'}"):
+            if candidate in components:
+                names[(model.__name__, mode)] = candidate
+                break
+        else:
+            raise ExportError(f"no component schema for {model.__name__} ({mode})")
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation_object(op, names)
+    return {
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": JSON_SCHEMA_DIALECT,
+        "info": {
+            "title": "LLMOS",
+            "version": STANDARD_VERSION,
+            "summary": "An open standard for LLM operating systems, wire-compatible with the OpenAI API.",
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
+        "tags": [{"name": p, "description": PROFILE_SUMMARY[p]} for p in PROFILES],
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": dict(sorted(components.items())),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An LLMOS API key."}},
+            "headers": {
+                "LLMOS-Version": {"description": "The standard version the server implements.", "schema": {"type": "string", "pattern": r"^\d+\.\d+$"}},
+                "LLMOS-Model-Digest": {"description": "Package digest of the model that served the request.", "schema": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}},
+            },
+        },
+    }
+
+
+# ---------------------------------------------------------------- prose
+
+
+def _md_table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
+    head = list(header)
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines.extend("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows)
+    return "\n".join(lines)
+
+
+def _tables() -> dict[str, str]:
+    return {
+        "errors": _md_table(
+            ("code", "status", "type", "section", "meaning"),
+            ((f"`{c.code}`", str(c.status), f"`{c.type}`", c.section, c.description) for c in ERROR_CODES.values()),
+        ),
+        "operations": _md_table(
+            ("operation", "method", "path", "profile", "scope", "requirements"),
+            ((f"`{o.id}`", o.method, f"`{o.path}`", o.profile, f"`{o.scope}`" if o.scope else "none", ", ".join(o.requirements)) for o in OPERATIONS),
+        ),
+        "dispositions": _md_table(
+            ("operation", "field", "disposition", "effect"),
+            ((f"`{d.operation}`", f"`{d.field}`", d.disposition, d.effect) for d in DISPOSITIONS),
+        ),
+        "profiles": _md_table(
+            ("profile", "implies", "covers"),
+            ((f"`{p}`", ", ".join(f"`{d}`" for d in PROFILE_DEPENDS[p]) or "-", PROFILE_SUMMARY[p]) for p in PROFILES),
+        ),
+    }
+
+
+def render_requirement(req_id: str) -> str:
+    req = REQUIREMENTS_BY_ID.get(req_id)
+    if req is None:
+        raise ExportError(f"template names unknown requirement {req_id}")
+    status = f"; deprecated in {req.deprecated}" if req.deprecated else ""
+    return f"<a id=\"{req.id}\"></a>**{req.id}** ({req.level}, `{req.profile}`, since {req.since}{status}): {req.sentence}"
+
+
+def render_template(text: str, tables: dict[str, str]) -> tuple[str, list[str]]:
+    """Fill placeholders; returns the rendered text and the requirement ids it placed."""
+    placed: list[str] = []
+
+    def fill(match: re.Match[str]) -> str:
+        kind, key = match.group(1), match.group(2)
+        if kind == "req":
+            placed.append(key)
+            return render_requirement(key)
+        if key not in tables:
+            raise ExportError(f"unknown table {key!r}")
+        return tables[key]
+
+    return _PLACEHOLDER.sub(fill, text), placed
+
+
+def render_prose(templates: Path) -> dict[str, str]:
+    tables = _tables()
+    rendered: dict[str, str] = {}
+    placed: list[str] = []
+    for template in sorted(templates.glob("*.md")):
+        text, ids = render_template(template.read_text(encoding="utf-8"), tables)
+        rendered[template.name] = text
+        placed.extend(ids)
+    duplicates = sorted({i for i in placed if placed.count(i) > 1})
+    missing = sorted(set(REQUIREMENTS_BY_ID) - set(placed))
+    if duplicates or missing:
+        raise ExportError(f"each requirement must be placed exactly once; duplicated: {duplicates}, missing: {missing}")
+    return rendered
+
+
+# ---------------------------------------------------------------- files
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def generated_files(templates: Path) -> dict[str, str]:
+    """Relative path -> content of every generated file."""
+    files: dict[str, str] = {"openapi.json": _json_text(openapi_document())}
+    for name, schema in schema_files().items():
+        files[f"schemas/{name}"] = _json_text(schema)
+    files["requirements.json"] = _json_text(
+        {"standard_version": STANDARD_VERSION, "requirements": [req.model_dump(mode="json") for req in REQUIREMENTS]}
+    )
+    for name, text in render_prose(templates).items():
+        files[name] = text
+    return files
+
+
+def export(out: Path, templates: Path | None = None) -> list[Path]:
+    """Write every generated file under ``out`` (templates default to ``out/src``); returns what it wrote."""
+    files = generated_files(templates or out / "src")
+    written: list[Path] = []
+    stale = set((out / "schemas").glob("*.json")) if (out / "schemas").is_dir() else set()
+    for rel, content in sorted(files.items()):
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(content, encoding="utf-8")
+        tmp.replace(path)
+        stale.discard(path)
+        written.append(path)
+    for path in stale:
+        path.unlink()
+    return written

@@ -1,0 +1,317 @@
+"""OpenAI-wire request, response and stream-chunk types for completions, chat and embeddings.
+
+Requests are closed (an unknown field is an ``unsupported_parameter`` error, never ignored);
+responses are open, because vendors may add fields that clients ignore.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, JsonValue
+
+from pydantic import ConfigDict
+
+from llmos_std.wire import OpenWireModel, WireModel, optional_in_schema
+
+FinishReason = Literal["stop", "length", "content_filter", "tool_calls"]
+"""Why a choice ended: ``stop`` (end of sequence or a stop string), ``length`` (token limit)."""
+
+StopField = Union[str, Annotated[list[str], Field(min_length=1)], None]
+
+
+# ---------------------------------------------------------------- messages
+
+
+class TextContentPart(WireModel):
+    """A text fragment of a message's content array."""
+
+    type: Literal["text"]
+    text: str
+
+
+class ImageUrl(WireModel):
+    url: str
+    """A data: URL. Servers never fetch client-supplied network URLs."""
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImageContentPart(WireModel):
+    """An image fragment; only models with the ``vision`` capability accept it."""
+
+    type: Literal["image_url"]
+    image_url: ImageUrl
+
+
+ContentPart = Annotated[Union[TextContentPart, ImageContentPart], Field(discriminator="type")]
+MessageContent = Union[str, list[ContentPart]]
+
+
+class SystemMessage(WireModel):
+    role: Literal["system"]
+    content: MessageContent
+    name: str | None = None
+
+
+class DeveloperMessage(WireModel):
+    """OpenAI's newer name for system instructions; treated as a system message."""
+
+    role: Literal["developer"]
+    content: MessageContent
+    name: str | None = None
+
+
+class UserMessage(WireModel):
+    role: Literal["user"]
+    content: MessageContent
+    name: str | None = None
+
+
+class AssistantMessage(WireModel):
+    role: Literal["assistant"]
+    content: MessageContent | None = None
+    name: str | None = None
+    refusal: str | None = None
+    tool_calls: list[JsonValue] | None = None
+    """Only with the ``tools`` capability."""
+
+
+class ToolMessage(WireModel):
+    """A tool result; only with the ``tools`` capability."""
+
+    role: Literal["tool"]
+    content: MessageContent
+    tool_call_id: str
+
+
+ChatMessage = Annotated[
+    Union[SystemMessage, DeveloperMessage, UserMessage, AssistantMessage, ToolMessage],
+    Field(discriminator="role"),
+]
+
+
+class StreamOptions(WireModel):
+    include_usage: bool | None = None
+    """When true, one extra chunk with empty ``choices`` and the request's ``usage`` precedes ``[DONE]``."""
+
+
+class ResponseFormat(WireModel):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonValue | None = None
+    """Only with ``type: json_schema`` and the ``json-schema`` capability."""
+
+
+# ---------------------------------------------------------------- requests
+
+
+class _SamplingFields(WireModel):
+    """Fields shared by chat and text completions."""
+
+    model: str = Field(min_length=1)
+    """A model id: ``name``, ``name@<semver>`` or ``name@sha256:<hex>``."""
+    max_tokens: int | None = Field(default=None, ge=1)
+    """Upper bound on generated tokens per choice."""
+    n: int | None = Field(default=None, ge=1)
+    """Number of choices to generate."""
+    stop: StopField = None
+    """Up to ``max_stop`` strings; output ends before the first occurrence, which is never included."""
+    seed: int | None = None
+    """Seeds sampling; with ``determinism`` ``sequential`` identical requests give identical output."""
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    user: str | None = None
+    """End-user identifier; metadata only."""
+    logprobs: JsonValue = None
+    """Capability ``logprobs``."""
+    logit_bias: dict[str, float] | None = None
+    """Capability ``logit-bias``."""
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    """Capability ``penalties``."""
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    """Capability ``penalties``."""
+
+
+class ChatCompletionRequest(_SamplingFields):
+    """``POST /v1/chat/completions``."""
+
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    """Synonym of ``max_tokens``; sending both with different values is an error."""
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    """Capability ``logprobs``."""
+    metadata: dict[str, str] | None = None
+    """Metadata only."""
+    store: bool | None = None
+    """Metadata only."""
+    response_format: ResponseFormat | None = None
+    """``{type: text}`` is metadata; ``json_object``/``json_schema`` need the ``json-schema`` capability."""
+    tools: list[JsonValue] | None = None
+    """Capability ``tools``."""
+    tool_choice: JsonValue = None
+    """Capability ``tools``."""
+    parallel_tool_calls: bool | None = None
+    """Capability ``tools``."""
+
+
+class CompletionRequest(_SamplingFields):
+    """``POST /v1/completions``."""
+
+    prompt: Union[str, Annotated[list[str], Field(min_length=1)]]
+    """One prompt, or a batch of prompts (each gets ``n`` choices)."""
+    echo: bool | None = None
+    """Capability ``echo``."""
+    suffix: str | None = None
+    """Capability ``suffix``."""
+    best_of: int | None = Field(default=None, ge=1)
+    """Capability ``best-of``."""
+
+
+class EmbeddingRequest(WireModel):
+    """``POST /v1/embeddings``."""
+
+    model: str = Field(min_length=1)
+    input: Union[str, Annotated[list[str], Field(min_length=1)]]
+    """One text or a batch; each gets one vector, in order."""
+    encoding_format: Literal["float", "base64"] | None = None
+    """``base64``: little-endian float32 bytes, base64-encoded (the OpenAI SDK's default)."""
+    dimensions: int | None = Field(default=None, ge=1)
+    """Capability ``dimensions``: truncate and re-normalise to this many dimensions."""
+    user: str | None = None
+    """Metadata only."""
+
+
+# ---------------------------------------------------------------- responses
+
+
+class Usage(OpenWireModel):
+    prompt_tokens: int = Field(ge=0)
+    completion_tokens: int = Field(ge=0)
+    total_tokens: int = Field(ge=0)
+
+
+class AssistantReply(OpenWireModel):
+    model_config = ConfigDict(json_schema_extra=optional_in_schema('refusal'))
+
+    role: Literal["assistant"]
+    content: str | None
+    refusal: str | None = None
+
+
+class ChatChoice(OpenWireModel):
+    model_config = ConfigDict(json_schema_extra=optional_in_schema('logprobs'))
+
+    index: int = Field(ge=0)
+    message: AssistantReply
+    finish_reason: FinishReason
+    logprobs: JsonValue = None
+
+
+class ChatCompletionResponse(OpenWireModel):
+    model_config = ConfigDict(json_schema_extra=optional_in_schema('system_fingerprint'))
+
+    id: str = Field(min_length=1)
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    """Unix time in seconds, an integer."""
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
+    system_fingerprint: str | None = None
+    """The serving package's digest (``sha256:<hex>``) on LLMOS servers."""
+
+
+class ChatDelta(OpenWireModel):
+    model_config = ConfigDict(json_schema_extra=optional_in_schema('role', 'content', 'refusal'))
+
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+    refusal: str | None = None
+
+
+class ChatChunkChoice(OpenWireModel):
+    model_config = ConfigDict(json_schema_extra=optional_in_schema('logprobs'))
+
+    index: int = Field(ge=0)
+    delta: ChatDelta
+    finish_reason: FinishReason | None = None
+    logprobs: JsonValue = None
+
+
+class ChatCompletionChunk(OpenWireModel):
+    """One ``data:`` event of a streamed chat completion."""
+
+    model_config = ConfigDict(json_schema_extra=optional_in_schema('usage', 'system_fingerprint'))
+
+    id: str = Field(min_length=1)
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChatChunkChoice]
+    usage: Usage | None = None
+    """Only on the final usage chunk (whose ``choices`` is empty)."""
+    system_fingerprint: str | None = None
+
+
+class CompletionChoice(OpenWireModel):
+    model_config = ConfigDict(json_schema_extra=optional_in_schema('logprobs'))
+
+    index: int = Field(ge=0)
+    text: str
+    finish_reason: FinishReason
+    logprobs: JsonValue = None
+
+
+class CompletionResponse(OpenWireModel):
+    model_config = ConfigDict(json_schema_extra=optional_in_schema('system_fingerprint'))
+
+    id: str = Field(min_length=1)
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage
+    system_fingerprint: str | None = None
+
+
+class CompletionChunkChoice(OpenWireModel):
+    model_config = ConfigDict(json_schema_extra=optional_in_schema('logprobs'))
+
+    index: int = Field(ge=0)
+    text: str
+    finish_reason: FinishReason | None = None
+    logprobs: JsonValue = None
+
+
+class CompletionChunk(OpenWireModel):
+    """One ``data:`` event of a streamed text completion (OpenAI reuses ``text_completion``)."""
+
+    model_config = ConfigDict(json_schema_extra=optional_in_schema('usage', 'system_fingerprint'))
+
+    id: str = Field(min_length=1)
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[CompletionChunkChoice]
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+
+
+class EmbeddingUsage(OpenWireModel):
+    prompt_tokens: int = Field(ge=0)
+    total_tokens: int = Field(ge=0)
+
+
+class Embedding(OpenWireModel):
+    object: Literal["embedding"] = "embedding"
+    index: int = Field(ge=0)
+    embedding: Union[list[float], str]
+    """Floats, or base64 of little-endian float32 when ``encoding_format`` is ``base64``."""
+
+
+class EmbeddingResponse(OpenWireModel):
+    object: Literal["list"] = "list"
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingUsage

@@ -1,0 +1,185 @@
+"""The operation table: every operation of the standard, declared once.
+
+The OpenAPI document, the reference server's routing and the kit's coverage all read this table.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel
+
+from llmos_std.data import (
+    AppendRecordsRequest,
+    AppendRecordsResponse,
+    Dataset,
+    DatasetCreateRequest,
+    DatasetList,
+    DeriveDatasetRequest,
+    QueryRequest,
+    QueryResponse,
+)
+from llmos_std.discovery import DiscoveryDocument, Health
+from llmos_std.inference import (
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    CompletionChunk,
+    CompletionRequest,
+    CompletionResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+)
+from llmos_std.management import DeletedObject, ManagedModel, ManagedModelList, ModelVersion
+from llmos_std.manifest import PackageManifest
+from llmos_std.models import ModelList
+from llmos_std.packages import BlobInfo
+from llmos_std.profiles import ProfileName
+from llmos_std.security import (
+    ApiKeyList,
+    ApiKeyWithSecret,
+    AuditEventList,
+    AuditVerification,
+    KeyCreateRequest,
+    Principal,
+    SignerCreateRequest,
+    TrustedSigner,
+    TrustedSignerList,
+)
+from llmos_std.tasks import TaskList, TaskRequest, TaskResponse
+
+Method = Literal["GET", "HEAD", "POST", "PUT", "DELETE"]
+BodyKind = Literal["none", "json", "bytes", "jsonl"]
+
+LLMOS_BASE = "/llmos/v1"
+
+PATH_PARAMS: dict[str, str] = {
+    "name": r"[a-z0-9](?:[a-z0-9._-]{0,126}[a-z0-9])?",
+    "version": r"[0-9A-Za-z.+-]{1,128}",
+    "digest": r"sha256:[0-9a-f]{64}",
+    "task": r"[a-z_]{1,64}",
+    "dataset_id": r"[A-Za-z0-9_-]{1,64}",
+    "key_id": r"[A-Za-z0-9_-]{1,64}",
+    "signer_id": r"[A-Za-z0-9_-]{1,64}",
+}
+"""Patterns for path parameters (documented in OpenAPI; servers answer 404 when a value misses)."""
+
+
+@dataclass(frozen=True)
+class Operation:
+    id: str
+    method: Method
+    path: str
+    summary: str
+    profile: ProfileName
+    scope: str | None
+    """The scope a key needs; None for operations open without authentication."""
+    requirements: tuple[str, ...]
+    request: type[BaseModel] | None = None
+    request_body: BodyKind = "none"
+    response: type[BaseModel] | None = None
+    response_body: BodyKind = "json"
+    status: int = 200
+    stream_chunk: type[BaseModel] | None = None
+    """When set, ``stream: true`` turns the response into server-sent events of this model."""
+    errors: tuple[str, ...] = ()
+    """Operation-specific error codes; authentication and generic errors are added by :func:`error_codes`."""
+    mutating: bool = False
+    names_serving_model: bool = False
+    """Whether responses carry the ``LLMOS-Model-Digest`` header of the package that served them."""
+    extra_responses: tuple[tuple[int, type[BaseModel], str], ...] = ()
+    """Non-envelope responses besides the success one (status, body model, description)."""
+    body_error_code: str | None = None
+    """When set, the body is validated by the operation itself and refused with this code and finer ones."""
+
+    @property
+    def path_params(self) -> tuple[str, ...]:
+        return tuple(re.findall(r"{(\w+)}", self.path))
+
+
+_MODEL_ERRORS = ("model_not_found", "invalid_model_id", "model_not_loaded", "capability_not_supported")
+_GEN_ERRORS = (*_MODEL_ERRORS, "unsupported_parameter", "limit_exceeded", "context_length_exceeded", "engine_error")
+_LIFECYCLE_ERRORS = ("model_not_found", "version_not_found", "state_conflict")
+_INSTALL_ERRORS = (
+    "manifest_invalid", "manifest_blob_unknown", "path_invalid", "digest_invalid", "weights_malformed",
+    "format_forbidden", "architecture_unsupported", "already_exists", "signature_required",
+    "untrusted_signer", "signature_mismatch",
+)
+_GEN_REQUIREMENTS = (
+    "LLMOS-INF-001", "LLMOS-INF-002", "LLMOS-INF-003", "LLMOS-INF-004", "LLMOS-INF-005", "LLMOS-INF-006",
+    "LLMOS-INF-007", "LLMOS-INF-008", "LLMOS-INF-010", "LLMOS-INF-012", "LLMOS-STRM-001", "LLMOS-STRM-002",
+    "LLMOS-STRM-003", "LLMOS-STRM-004", "LLMOS-STRM-005", "LLMOS-PARAM-001", "LLMOS-PARAM-002", "LLMOS-PARAM-003",
+)
+M = f"{LLMOS_BASE}/models/{{name}}"
+V = f"{M}/versions/{{version}}"
+D = f"{LLMOS_BASE}/datasets/{{dataset_id}}"
+
+OPERATIONS: tuple[Operation, ...] = (
+    # core
+    Operation("get_discovery", "GET", "/.well-known/llmos", "The discovery document.", "core", None, ("LLMOS-DISC-001", "LLMOS-DISC-002"), response=DiscoveryDocument),
+    Operation("get_health_live", "GET", f"{LLMOS_BASE}/health/live", "Liveness: the process answers.", "core", None, ("LLMOS-HLTH-001",), response=Health, extra_responses=((503, Health, "Not live."),)),
+    Operation("get_health_ready", "GET", f"{LLMOS_BASE}/health/ready", "Readiness: the server can serve requests.", "core", None, ("LLMOS-HLTH-001", "LLMOS-HLTH-002"), response=Health, extra_responses=((503, Health, "Not ready: starting, or a dependency is down."),)),
+    Operation("list_models", "GET", "/v1/models", "Servable models with LLMOS fields.", "core", "models:read", ("LLMOS-MOD-001",), response=ModelList),
+    # inference
+    Operation("create_completion", "POST", "/v1/completions", "Text completion (OpenAI-compatible).", "inference", "inference", _GEN_REQUIREMENTS, request=CompletionRequest, request_body="json", response=CompletionResponse, stream_chunk=CompletionChunk, errors=_GEN_ERRORS, names_serving_model=True),
+    Operation("create_chat_completion", "POST", "/v1/chat/completions", "Chat completion (OpenAI-compatible).", "inference", "inference", (*_GEN_REQUIREMENTS, "LLMOS-INF-009"), request=ChatCompletionRequest, request_body="json", response=ChatCompletionResponse, stream_chunk=ChatCompletionChunk, errors=_GEN_ERRORS, names_serving_model=True),
+    # embeddings
+    Operation("create_embedding", "POST", "/v1/embeddings", "Embeddings (OpenAI-compatible).", "embeddings", "inference", ("LLMOS-EMB-001", "LLMOS-EMB-002", "LLMOS-EMB-003", "LLMOS-EMB-004", "LLMOS-EMB-006", "LLMOS-PARAM-001", "LLMOS-PARAM-002", "LLMOS-PARAM-003"), request=EmbeddingRequest, request_body="json", response=EmbeddingResponse, errors=(*_MODEL_ERRORS, "unsupported_parameter", "limit_exceeded", "context_length_exceeded", "engine_error"), names_serving_model=True),
+    # tasks
+    Operation("list_tasks", "GET", f"{LLMOS_BASE}/tasks", "Offered tasks and the models that run them.", "tasks", "tasks", ("LLMOS-TASK-004",), response=TaskList),
+    Operation("run_task", "POST", f"{LLMOS_BASE}/tasks/{{task}}", "Run a standard task.", "tasks", "tasks", ("LLMOS-TASK-001", "LLMOS-TASK-002", "LLMOS-TASK-003"), request=TaskRequest, request_body="json", response=TaskResponse, names_serving_model=True, errors=("task_not_found", *_MODEL_ERRORS, "unsupported_parameter", "context_length_exceeded", "engine_error")),
+    # model-management
+    Operation("list_managed_models", "GET", f"{LLMOS_BASE}/models", "Installed models with versions and history.", "model-management", "models:read", ("LLMOS-MGMT-001",), response=ManagedModelList),
+    Operation("get_managed_model", "GET", M, "One model with versions and history.", "model-management", "models:read", ("LLMOS-MGMT-001",), response=ManagedModel, errors=("model_not_found",)),
+    Operation("get_model_version", "GET", V, "One version (poll it after a lifecycle action).", "model-management", "models:read", ("LLMOS-MGMT-002", "LLMOS-MGMT-003"), response=ModelVersion, errors=("model_not_found", "version_not_found")),
+    Operation("load_model_version", "POST", f"{V}/load", "Load a version into memory.", "model-management", "models:manage", ("LLMOS-MGMT-002", "LLMOS-MGMT-004", "LLMOS-MGMT-007"), response=ModelVersion, status=202, errors=_LIFECYCLE_ERRORS, mutating=True),
+    Operation("unload_model_version", "POST", f"{V}/unload", "Unload a version, draining in-flight requests.", "model-management", "models:manage", ("LLMOS-MGMT-002", "LLMOS-MGMT-008"), response=ModelVersion, status=202, errors=_LIFECYCLE_ERRORS, mutating=True),
+    Operation("activate_model_version", "POST", f"{V}/activate", "Make a version the one that serves the bare name (loading it if needed).", "model-management", "models:manage", ("LLMOS-MGMT-002", "LLMOS-MGMT-005"), response=ModelVersion, status=202, errors=_LIFECYCLE_ERRORS, mutating=True),
+    Operation("rollback_model", "POST", f"{M}/rollback", "Re-activate the previously active version.", "model-management", "models:manage", ("LLMOS-MGMT-006",), response=ModelVersion, status=202, errors=("model_not_found", "no_previous_version", "state_conflict"), mutating=True),
+    # model-packages
+    Operation("head_blob", "HEAD", f"{LLMOS_BASE}/blobs/{{digest}}", "Whether a blob is stored.", "model-packages", "packages:write", ("LLMOS-PKG-002",), response=None, response_body="none", errors=("blob_unknown", "digest_invalid")),
+    Operation("put_blob", "PUT", f"{LLMOS_BASE}/blobs/{{digest}}", "Upload a blob under its digest (verified while streaming).", "model-packages", "packages:write", ("LLMOS-PKG-001", "LLMOS-PKG-002", "LLMOS-PKG-008"), request_body="bytes", response=BlobInfo, status=201, errors=("digest_invalid",), mutating=True),
+    Operation("install_package", "POST", f"{LLMOS_BASE}/packages", "Install a package from its manifest once every blob is stored.", "model-packages", "packages:write", ("LLMOS-PKG-003", "LLMOS-PKG-004", "LLMOS-PKG-005", "LLMOS-PKG-006", "LLMOS-PKG-007", "LLMOS-PKG-008", "LLMOS-PKG-011"), request=PackageManifest, request_body="json", response=ModelVersion, status=201, errors=_INSTALL_ERRORS, mutating=True, body_error_code="manifest_invalid"),
+    Operation("get_package", "GET", f"{LLMOS_BASE}/packages/{{digest}}", "The installed manifest with this package digest.", "model-packages", "models:read", ("LLMOS-PKG-010",), response=PackageManifest, errors=("package_not_found", "digest_invalid")),
+    Operation("delete_model_version", "DELETE", V, "Delete an inactive, unloaded version.", "model-packages", "packages:write", ("LLMOS-PKG-009",), response=DeletedObject, errors=_LIFECYCLE_ERRORS, mutating=True),
+    # data-management
+    Operation("create_dataset", "POST", f"{LLMOS_BASE}/datasets", "Create a dataset owned by the caller.", "data-management", "data:write", ("LLMOS-DATA-001",), request=DatasetCreateRequest, request_body="json", response=Dataset, status=201, errors=("already_exists",), mutating=True),
+    Operation("list_datasets", "GET", f"{LLMOS_BASE}/datasets", "The caller's datasets.", "data-management", "data:read", ("LLMOS-DATA-001", "LLMOS-DATA-006"), response=DatasetList),
+    Operation("get_dataset", "GET", D, "One dataset.", "data-management", "data:read", ("LLMOS-DATA-006",), response=Dataset, errors=("dataset_not_found",)),
+    Operation("delete_dataset", "DELETE", D, "Delete a dataset and its records.", "data-management", "data:write", ("LLMOS-DATA-006",), response=DeletedObject, errors=("dataset_not_found",), mutating=True),
+    Operation("append_records", "POST", f"{D}/records", "Append records atomically.", "data-management", "data:write", ("LLMOS-DATA-002",), request=AppendRecordsRequest, request_body="json", response=AppendRecordsResponse, errors=("dataset_not_found",), mutating=True),
+    Operation("query_dataset", "POST", f"{D}/query", "Query records with cursor pagination.", "data-management", "data:read", ("LLMOS-DATA-003",), request=QueryRequest, request_body="json", response=QueryResponse, errors=("dataset_not_found", "cursor_invalid")),
+    Operation("derive_dataset", "POST", f"{D}/derive", "Create a dataset by running a preprocessing pipeline.", "data-management", "data:write", ("LLMOS-DATA-004",), request=DeriveDatasetRequest, request_body="json", response=Dataset, status=201, errors=("dataset_not_found", "pipeline_invalid", "already_exists"), mutating=True),
+    Operation("export_dataset", "GET", f"{D}/export", "Every record as JSON Lines.", "data-management", "data:read", ("LLMOS-DATA-005",), response_body="jsonl", errors=("dataset_not_found",)),
+    # security
+    Operation("get_principal", "GET", f"{LLMOS_BASE}/principal", "The principal and scopes of the calling key.", "security-baseline", "models:read", ("LLMOS-SEC-001",), response=Principal),
+    Operation("create_key", "POST", f"{LLMOS_BASE}/keys", "Create a key; its secret is shown once.", "security-standard", "keys:manage", ("LLMOS-SEC-011",), request=KeyCreateRequest, request_body="json", response=ApiKeyWithSecret, status=201, mutating=True),
+    Operation("list_keys", "GET", f"{LLMOS_BASE}/keys", "The caller's keys, without secrets.", "security-standard", "keys:manage", ("LLMOS-SEC-011",), response=ApiKeyList),
+    Operation("revoke_key", "DELETE", f"{LLMOS_BASE}/keys/{{key_id}}", "Revoke a key, effective immediately.", "security-standard", "keys:manage", ("LLMOS-SEC-011",), response=DeletedObject, errors=("key_not_found",), mutating=True),
+    Operation("list_audit_events", "GET", f"{LLMOS_BASE}/audit/events", "Audit events, oldest first, with cursors.", "security-standard", "audit:read", ("LLMOS-SEC-013",), response=AuditEventList, errors=("cursor_invalid",)),
+    Operation("verify_audit_chain", "GET", f"{LLMOS_BASE}/audit/verify", "Verify the audit log's hash chain.", "security-strict", "audit:read", ("LLMOS-SEC-024",), response=AuditVerification),
+    Operation("list_trusted_signers", "GET", f"{LLMOS_BASE}/trust/signers", "Signers whose packages the server installs.", "security-strict", "admin", ("LLMOS-SEC-025",), response=TrustedSignerList),
+    Operation("add_trusted_signer", "POST", f"{LLMOS_BASE}/trust/signers", "Trust a signer's public key.", "security-strict", "admin", ("LLMOS-SEC-025",), request=SignerCreateRequest, request_body="json", response=TrustedSigner, status=201, mutating=True),
+    Operation("remove_trusted_signer", "DELETE", f"{LLMOS_BASE}/trust/signers/{{signer_id}}", "Stop trusting a signer.", "security-strict", "admin", ("LLMOS-SEC-025",), response=DeletedObject, errors=("signer_not_found",), mutating=True),
+)
+
+OPERATIONS_BY_ID: dict[str, Operation] = {op.id: op for op in OPERATIONS}
+
+_AUTH_ERRORS = ("missing_api_key", "invalid_api_key", "insufficient_scope", "rate_limited", "host_not_allowed")
+_JSON_ERRORS = ("invalid_json", "invalid_request", "missing_required_parameter", "invalid_value", "unsupported_media_type", "payload_too_large")
+
+
+def error_codes(op: Operation) -> tuple[str, ...]:
+    """Every error code the operation can return, in a stable order."""
+    codes: list[str] = ["host_not_allowed"]
+    if op.scope is not None:
+        codes.extend(_AUTH_ERRORS)
+    if op.request_body == "json":
+        codes.extend(_JSON_ERRORS)
+    if op.request_body == "bytes":
+        codes.append("payload_too_large")
+    codes.extend(op.errors)
+    codes.append("internal_error")
+    return tuple(dict.fromkeys(codes))

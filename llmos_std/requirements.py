@@ -1,0 +1,180 @@
+"""The requirement registry: permanent IDs, level, the one normative sentence, profile and checks.
+
+The sentence lives only here. The spec prose places it by ``{{req:ID}}``; the kit reports per ID.
+IDs are never renumbered or reused: retire one with ``deprecated``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from llmos_std.profiles import ProfileName
+
+Level = Literal["MUST", "SHOULD", "MAY"]
+REQUIREMENT_ID_PATTERN = r"^LLMOS-[A-Z]+-\d{3}$"
+
+
+class Requirement(BaseModel):
+    """One normative statement of the standard."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, use_attribute_docstrings=True)
+
+    id: str = Field(pattern=REQUIREMENT_ID_PATTERN)
+    level: Level
+    sentence: str
+    """One sentence in RFC 2119 language; contains its level keyword."""
+    profile: ProfileName
+    since: str = "1.0"
+    deprecated: str | None = None
+    checks: tuple[str, ...] = ()
+    """Names of the conformance checks that test it."""
+
+
+def _r(id_: str, level: Level, profile: ProfileName, sentence: str, *checks: str) -> Requirement:
+    return Requirement(id=id_, level=level, sentence=sentence, profile=profile, checks=tuple(checks))
+
+
+_CORE: tuple[Requirement, ...] = (
+    _r("LLMOS-DISC-001", "MUST", "core", "A server MUST serve the discovery document at `GET /.well-known/llmos` without authentication, valid against the DiscoveryDocument schema.", "discovery_document_valid"),
+    _r("LLMOS-DISC-002", "MUST", "core", "The discovery document MUST state the standard version as MAJOR.MINOR and every claimed profile together with the profiles it depends on.", "discovery_claims_consistent"),
+    _r("LLMOS-DISC-003", "MUST", "core", "Every response under `/llmos/` and `/v1/` MUST carry an `LLMOS-Version` header equal to the discovery document's `standard_version`.", "version_header_present"),
+    _r("LLMOS-DISC-004", "MUST", "core", "A server MUST refuse a request over a declared `max_tokens`, `max_n`, `max_stop`, `max_batch` or `max_prompt_tokens` limit with 400 `limit_exceeded` whose `param` names the field.", "declared_limits_enforced"),
+    _r("LLMOS-HLTH-001", "MUST", "core", "`GET /llmos/v1/health/live` and `GET /llmos/v1/health/ready` MUST answer without authentication with 200 and a Health body when the condition holds and 503 with a Health body otherwise.", "health_endpoints"),
+    _r("LLMOS-HLTH-002", "MUST", "core", "A server MUST remain ready after any rejected request.", "ready_after_abuse"),
+    _r("LLMOS-MOD-001", "MUST", "core", "`GET /v1/models` MUST list every servable model as a ModelObject carrying `capabilities`, `context_length`, `version`, `digest`, `state` and `determinism`.", "models_list_valid"),
+    _r("LLMOS-MOD-002", "MUST", "core", "A request naming a model that is not installed MUST fail with 404 `model_not_found` and MUST NOT be served by another model.", "unknown_model_404"),
+    _r("LLMOS-MOD-003", "MUST", "core", "A server MUST accept the model ids `name`, `name@<semver>` and `name@sha256:<hex>`, serving the active version, the named version, or the version with that package digest.", "model_id_syntax"),
+    _r("LLMOS-MOD-004", "MUST", "core", "A `model` value that does not follow the model-id syntax MUST fail with 400 `invalid_model_id` or 404 `model_not_found`.", "malformed_model_id"),
+    _r("LLMOS-ERR-001", "MUST", "core", "Every response with a 4xx or 5xx status, except a health endpoint's 503 and any answer to HEAD, MUST carry a JSON body valid against the ErrorEnvelope schema, with `code` a string from the error-code table or null.", "error_envelope_shape"),
+    _r("LLMOS-ERR-002", "MUST", "core", "Every error code MUST be sent only with the status and type the error-code table binds it to.", "error_code_status_binding"),
+    _r("LLMOS-ERR-003", "MUST", "core", "A body that is not valid JSON MUST fail with 400 `invalid_json`.", "malformed_json_400"),
+    _r("LLMOS-ERR-004", "MUST", "core", "A request body of the wrong type, out of range, or missing a required field MUST fail with 400, code `invalid_value`, `missing_required_parameter` or `invalid_request`, and `param` naming the field when there is one.", "invalid_requests_400"),
+    _r("LLMOS-ERR-005", "MUST", "core", "A JSON operation called with a Content-Type other than `application/json` MUST fail with 415 `unsupported_media_type`.", "wrong_content_type_415"),
+    _r("LLMOS-ERR-006", "MUST", "core", "Error messages MUST NOT contain a stack trace, a file-system path of the server, or an exception class name.", "no_stack_traces"),
+    _r("LLMOS-ERR-007", "MUST", "core", "An unknown path MUST fail with 404 `not_found` and a known path called with an unsupported method with 405 `method_not_allowed`, both in the envelope.", "unknown_route_envelope"),
+    _r("LLMOS-PARAM-001", "MUST", "inference", "A request field that is not in the disposition table MUST fail with 400 `unsupported_parameter` whose `param` names it; it MUST NOT be silently ignored.", "unknown_field_refused"),
+    _r("LLMOS-PARAM-002", "MUST", "inference", "A capability-gated field sent with a non-neutral value to a model without the capability MUST fail with 400 `unsupported_parameter` naming it.", "gated_field_refused"),
+    _r("LLMOS-PARAM-003", "MUST", "inference", "Metadata fields MUST be accepted and MUST NOT change the output.", "metadata_fields_accepted"),
+)
+
+_INFERENCE: tuple[Requirement, ...] = (
+    _r("LLMOS-INF-001", "MUST", "inference", "`POST /v1/completions` and `POST /v1/chat/completions` MUST answer a valid request with 200 and a body valid against the response schema, `created` an integer of Unix seconds.", "completion_response_valid", "chat_response_valid"),
+    _r("LLMOS-INF-002", "MUST", "inference", "`usage.total_tokens` MUST equal `prompt_tokens` plus `completion_tokens`, and `completion_tokens` MUST NOT exceed `max_tokens` times the number of choices.", "usage_adds_up"),
+    _r("LLMOS-INF-003", "MUST", "inference", "When generation is cut by `max_tokens` (or its synonym `max_completion_tokens`), the choice's `finish_reason` MUST be `length`.", "max_tokens_length"),
+    _r("LLMOS-INF-004", "MUST", "inference", "The output MUST NOT contain any stop string, MUST end where the first stop string began, and the choice's `finish_reason` MUST be `stop`, in streamed and unstreamed responses alike.", "stop_sequence_absent", "stop_sequence_absent_streamed"),
+    _r("LLMOS-INF-005", "MUST", "inference", "A request with `n` MUST yield exactly `n` choices per prompt, indexed from 0 without gaps, each with exactly one `finish_reason`.", "n_choices_indexed"),
+    _r("LLMOS-INF-006", "MUST", "inference", "For a model claiming `sequential` or `batch_invariant` determinism, identical requests with a `seed` sent one at a time MUST give identical output.", "seeded_sequential_identical"),
+    _r("LLMOS-INF-007", "MUST", "inference", "Every completion response and stream chunk MUST carry the serving package's digest in `system_fingerprint`, and the HTTP response an `LLMOS-Model-Digest` header with the same value.", "digest_header_matches"),
+    _r("LLMOS-INF-008", "MUST", "inference", "Response ids MUST be unique across responses.", "ids_unique"),
+    _r("LLMOS-INF-009", "MUST", "inference", "Chat requests MUST honour the `developer` role as a system message, text content-part arrays as their concatenated text, and `max_completion_tokens` as a synonym of `max_tokens`.", "chat_input_forms"),
+    _r("LLMOS-INF-010", "MUST", "inference", "A request whose prompt tokens plus requested completion exceed the model's context length MUST fail with 400 `context_length_exceeded`.", "context_length_exceeded"),
+    _r("LLMOS-INF-011", "SHOULD", "inference", "`temperature: 0` SHOULD select greedy decoding, so that repeated requests give identical output.", "temperature_zero_greedy"),
+    _r("LLMOS-INF-012", "MUST", "inference", "A request to a model that lacks the operation's capability MUST fail with 400 `capability_not_supported`.", "capability_checked"),
+    _r("LLMOS-STRM-001", "MUST", "inference", "A streamed response MUST have Content-Type `text/event-stream` and consist only of `data: <json>` events, each followed by a blank line, and `:` comment lines, ending with `data: [DONE]`.", "stream_grammar", "stream_ends_with_done"),
+    _r("LLMOS-STRM-002", "MUST", "inference", "Every streamed chunk MUST be valid against its chunk schema, and each choice index MUST receive exactly one non-null `finish_reason`.", "stream_chunks_valid"),
+    _r("LLMOS-STRM-003", "MUST", "inference", "For a model claiming `sequential` or `batch_invariant` determinism, the concatenated stream of a seeded request MUST equal the unstreamed answer to the same request.", "stream_equals_nonstream"),
+    _r("LLMOS-STRM-004", "MUST", "inference", "With `stream_options.include_usage` true, exactly one chunk MUST carry a non-null `usage`, with `choices` empty, as the last chunk before `[DONE]`; without it, chunks MUST NOT carry a non-null `usage`.", "include_usage_chunk"),
+    _r("LLMOS-STRM-005", "MUST", "inference", "A failure after the 200 status has been sent MUST be reported as one `data:` event holding an ErrorEnvelope, followed by `data: [DONE]`.", "stream_error_event"),
+    _r("LLMOS-STRM-006", "SHOULD", "inference", "A server SHOULD stop generating for a streamed request whose client has disconnected.", "disconnect_cancels"),
+)
+
+_EMBEDDINGS: tuple[Requirement, ...] = (
+    _r("LLMOS-EMB-001", "MUST", "embeddings", "`POST /v1/embeddings` MUST answer with one embedding per input, `index` in input order from 0, all of equal dimension, valid against the response schema.", "embeddings_one_per_input"),
+    _r("LLMOS-EMB-002", "MUST", "embeddings", "With `encoding_format: base64` each embedding MUST be the base64 of little-endian float32 values that decode to the `float` answer for the same input.", "embeddings_base64_matches"),
+    _r("LLMOS-EMB-003", "MUST", "embeddings", "`usage.prompt_tokens` MUST be positive for non-empty input and equal `usage.total_tokens`.", "embeddings_usage"),
+    _r("LLMOS-EMB-006", "MUST", "embeddings", "Every embeddings response MUST carry the serving package's digest in an `LLMOS-Model-Digest` header.", "embeddings_digest_header"),
+    _r("LLMOS-EMB-004", "MUST", "embeddings", "A model with the `dimensions` capability MUST return vectors of exactly the requested `dimensions`; one without it MUST refuse the field with `unsupported_parameter`.", "embeddings_dimensions"),
+    _r("LLMOS-EMB-005", "MUST", "embeddings", "The models list MUST state `dimensions` for embedding models, equal to the length of the vectors they return.", "embeddings_dimensions_declared"),
+)
+
+_MANAGEMENT: tuple[Requirement, ...] = (
+    _r("LLMOS-MGMT-001", "MUST", "model-management", "`GET /llmos/v1/models` and `GET /llmos/v1/models/{name}` MUST list installed versions with their state, active flag and activation history.", "managed_models_listed"),
+    _r("LLMOS-MGMT-002", "MUST", "model-management", "Load, unload and activate MUST answer 202 with the ModelVersion resource, and the version MUST settle in `ready` (or `installed` after unload) or `failed` within `max_load_seconds`.", "lifecycle_202_and_settles"),
+    _r("LLMOS-MGMT-003", "MUST", "model-management", "A version MUST only move between states along the transitions of the lifecycle table.", "lifecycle_state_machine"),
+    _r("LLMOS-MGMT-004", "MUST", "model-management", "An action requested in a state that does not allow it, or while another action on the version is in progress, MUST fail with 409 `state_conflict` and change nothing.", "lifecycle_conflicts_409"),
+    _r("LLMOS-MGMT-005", "MUST", "model-management", "After activation settles, requests naming the bare model name MUST be served by the activated version, as the digest header shows.", "activate_switches_serving"),
+    _r("LLMOS-MGMT-006", "MUST", "model-management", "Rollback MUST re-activate the version that was active before the current one in the activation history, regardless of SemVer order, and MUST fail with 409 `no_previous_version` when there is none.", "rollback_by_history"),
+    _r("LLMOS-MGMT-007", "MUST", "model-management", "A failed load MUST leave the previously active version serving and the failed version in state `failed` with an `error`.", "failed_load_keeps_active"),
+    _r("LLMOS-MGMT-008", "MUST", "model-management", "Unloading MUST let in-flight requests on that version complete before it leaves `unloading`.", "unload_drains"),
+    _r("LLMOS-MGMT-009", "MUST", "model-management", "An unknown model or version in a lifecycle path MUST fail with 404 `model_not_found` or `version_not_found`.", "lifecycle_unknown_404"),
+    _r("LLMOS-MGMT-010", "MUST", "model-management", "A request naming a version that is installed but not loaded MUST fail with 409 `model_not_loaded`.", "not_loaded_409"),
+)
+
+_PACKAGES: tuple[Requirement, ...] = (
+    _r("LLMOS-PKG-001", "MUST", "model-packages", "`PUT /llmos/v1/blobs/{digest}` MUST store the body only when its sha256 equals the digest, answering 201 (or 200 when already stored), and MUST otherwise fail with 400 `digest_invalid` storing nothing.", "blob_upload_verified"),
+    _r("LLMOS-PKG-002", "MUST", "model-packages", "Blob upload MUST be idempotent, and `HEAD /llmos/v1/blobs/{digest}` MUST answer 200 for a stored blob and 404 otherwise.", "blob_head_and_idempotent"),
+    _r("LLMOS-PKG-003", "MUST", "model-packages", "`POST /llmos/v1/packages` MUST install a valid manifest whose blobs are all stored and verified, answering 201 with the new ModelVersion in state `installed` whose digest is the manifest's package digest.", "install_package"),
+    _r("LLMOS-PKG-004", "MUST", "model-packages", "A manifest that is invalid MUST fail with 400 `manifest_invalid`, one that references a missing blob with 400 `manifest_blob_unknown`, and one with an unsafe path with 400 `path_invalid`, each leaving the registry unchanged.", "install_refusals"),
+    _r("LLMOS-PKG-005", "MUST", "model-packages", "A package whose files' sizes or digests do not match the stored blobs MUST fail with 400 `digest_invalid`, and one whose weights do not parse with 400 `weights_malformed`.", "install_verifies_blobs"),
+    _r("LLMOS-PKG-006", "MUST", "model-packages", "A server MUST refuse packages in formats it does not declare in `accepted_formats` with 400 `format_forbidden`, and MUST NOT accept pickle-based weights unless it declares `pytorch-pickle`.", "format_forbidden"),
+    _r("LLMOS-PKG-007", "MUST", "model-packages", "Installing the same manifest twice MUST be idempotent; a different manifest under an existing name and version MUST fail with 409 `already_exists`.", "install_idempotent"),
+    _r("LLMOS-PKG-008", "MUST", "model-packages", "Any interrupted upload or install MUST leave the registry as it was before it began.", "install_atomic"),
+    _r("LLMOS-PKG-009", "MUST", "model-packages", "`DELETE /llmos/v1/models/{name}/versions/{version}` MUST remove an inactive, unloaded version and answer 200; the version then MUST be absent from every listing.", "delete_version"),
+    _r("LLMOS-PKG-010", "MUST", "model-packages", "`GET /llmos/v1/packages/{digest}` MUST return the installed manifest whose package digest is `digest`, and 404 `package_not_found` for any other digest.", "get_manifest"),
+    _r("LLMOS-PKG-011", "MUST", "model-packages", "The package digest MUST be the sha256 of the RFC 8785 canonicalization of the manifest JSON object as uploaded, with its `signatures` member removed.", "package_digest_canonical"),
+)
+
+_TASKS: tuple[Requirement, ...] = (
+    _r("LLMOS-TASK-001", "MUST", "tasks", "`POST /llmos/v1/tasks/{task}` MUST accept `translate`, `summarize` and `answer`, and MUST fail with 404 `task_not_found` for any other name.", "task_names"),
+    _r("LLMOS-TASK-002", "MUST", "tasks", "A task response MUST be valid against TaskResponse with `output` stripped of template text, special tokens and surrounding whitespace.", "task_response_valid"),
+    _r("LLMOS-TASK-003", "MUST", "tasks", "`translate` MUST require `target_language` and refuse a request without it with 400 `missing_required_parameter`.", "translate_requires_target"),
+    _r("LLMOS-TASK-004", "MUST", "tasks", "`GET /llmos/v1/tasks` MUST list each offered task with the models able to run it.", "task_list"),
+)
+
+_DATA: tuple[Requirement, ...] = (
+    _r("LLMOS-DATA-001", "MUST", "data-management", "Creating a dataset MUST answer 201 with a Dataset whose `owner` is the calling principal.", "dataset_create"),
+    _r("LLMOS-DATA-002", "MUST", "data-management", "Appending records MUST be atomic: either every record of the request is stored or none is.", "dataset_append_atomic"),
+    _r("LLMOS-DATA-003", "MUST", "data-management", "A query MUST page through matching records with opaque cursors, returning each record exactly once and `next_cursor` null on the last page.", "dataset_query_cursor"),
+    _r("LLMOS-DATA-004", "MUST", "data-management", "Deriving a dataset MUST apply the declared pipeline steps in order, and an unknown or misconfigured step MUST fail with 400 `pipeline_invalid`.", "dataset_pipeline"),
+    _r("LLMOS-DATA-005", "MUST", "data-management", "Export MUST return every record as JSON Lines in index order.", "dataset_export"),
+    _r("LLMOS-DATA-006", "MUST", "data-management", "A deleted dataset MUST be absent from listings and fail with 404 `dataset_not_found` afterwards.", "dataset_delete"),
+)
+
+_SECURITY: tuple[Requirement, ...] = (
+    _r("LLMOS-SEC-001", "MUST", "security-baseline", "Every operation except discovery and health MUST require a bearer key, and a request without one MUST fail with 401 and a `WWW-Authenticate: Bearer` header per RFC 6750.", "auth_required_everywhere"),
+    _r("LLMOS-SEC-002", "MUST", "security-baseline", "A wrong, truncated or case-altered key MUST fail with 401 `invalid_api_key`.", "key_compared_exactly"),
+    _r("LLMOS-SEC-003", "MUST", "security-baseline", "A response MUST NOT echo a credential the client sent.", "no_credential_echo"),
+    _r("LLMOS-SEC-004", "MUST", "security-baseline", "A JSON body larger than `max_body_bytes`, or a blob larger than `max_blob_bytes`, MUST fail with 413 `payload_too_large` without being processed.", "body_limit_413"),
+    _r("LLMOS-SEC-005", "MUST", "security-baseline", "A request whose Host header is not in the server's allowlist MUST fail with 403 `host_not_allowed`.", "host_allowlist"),
+    _r("LLMOS-SEC-006", "MUST", "security-baseline", "A server MUST NOT fetch a network URL supplied by the client.", "no_server_side_fetch"),
+    _r("LLMOS-SEC-007", "MUST", "security-baseline", "A server MUST NOT answer `Access-Control-Allow-Origin: *` together with `Access-Control-Allow-Credentials: true`.", "cors_not_wildcard_with_credentials"),
+    _r("LLMOS-SEC-010", "MUST", "security-standard", "A key without the scope an operation requires MUST fail with 403 `insufficient_scope`.", "scope_enforced"),
+    _r("LLMOS-SEC-011", "MUST", "security-standard", "A created key's secret MUST appear only in the creating response, and revocation and expiry MUST take effect on the next request.", "key_lifecycle"),
+    _r("LLMOS-SEC-012", "MUST", "security-standard", "A key over its rate limit MUST fail with 429 `rate_limited` and a `Retry-After` header.", "rate_limit_429"),
+    _r("LLMOS-SEC-013", "MUST", "security-standard", "Every mutating call MUST produce an audit event naming the actor, the operation and the request id.", "audit_events_recorded"),
+    _r("LLMOS-SEC-014", "MUST", "security-standard", "Every response MUST carry an `X-Request-Id` header, echoing a well-formed one the client sent.", "request_id_header"),
+    _r("LLMOS-SEC-020", "MUST", "security-strict", "A server MUST install only packages signed by a trusted signer, refusing others with `signature_required`, `untrusted_signer` or `signature_mismatch`.", "signed_packages_only"),
+    _r("LLMOS-SEC-021", "MUST", "security-strict", "A server MUST refuse packages carrying pickle weights, code files or `auto_map` entries with 400 `format_forbidden`.", "no_code_in_packages"),
+    _r("LLMOS-SEC-022", "MUST", "security-strict", "A resource owned by another principal MUST be answered as 404, never 403, and never appear in listings.", "owner_isolation"),
+    _r("LLMOS-SEC-023", "MUST", "security-strict", "Server-owned fields such as `owner`, `id` and `created` MUST NOT be writable by clients.", "server_fields_readonly"),
+    _r("LLMOS-SEC-024", "MUST", "security-strict", "The audit log MUST be hash-chained and verifiable through `GET /llmos/v1/audit/verify`.", "audit_chain_verifiable"),
+    _r("LLMOS-SEC-025", "MUST", "security-strict", "Trust in signers MUST come only from server configuration or the admin-scoped trust operations, never from a package.", "trust_from_configuration"),
+)
+
+REQUIREMENTS: tuple[Requirement, ...] = (
+    *_CORE, *_INFERENCE, *_EMBEDDINGS, *_MANAGEMENT, *_PACKAGES, *_TASKS, *_DATA, *_SECURITY,
+)
+
+REQUIREMENTS_BY_ID: dict[str, Requirement] = {req.id: req for req in REQUIREMENTS}
+
+
+def requirements_of(profile: ProfileName) -> tuple[Requirement, ...]:
+    return tuple(req for req in REQUIREMENTS if req.profile == profile)
+
+
+def registry_problems() -> list[str]:
+    """Self-consistency of the registry: unique IDs, level keyword in the sentence, MUSTs with checks."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    for req in REQUIREMENTS:
+        if req.id in seen:
+            problems.append(f"{req.id}: duplicate id")
+        seen.add(req.id)
+        if re.search(rf"\b{req.level}\b", req.sentence) is None:
+            problems.append(f"{req.id}: sentence lacks its level keyword {req.level}")
+        if req.level == "MUST" and not req.checks:
+            problems.append(f"{req.id}: a MUST without a check")
+    return problems
