@@ -1,0 +1,516 @@
+"""pack / validate / verify on real tiny models, real GGUF files and hostile manifests."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from llmos_std.errors import ERROR_CODES
+from llmos_std.manifest import PackageManifest
+from llmos_std.packing import (
+    CHUNK_SIZE,
+    MANIFEST_NAME,
+    PackageError,
+    PackageErrorCode,
+    default_package_dir,
+    hash_file,
+    pack,
+    validate,
+    verify,
+    write_manifest,
+)
+from tests.llmos_std.conftest import MINILM_DIR, SMOLLM2_GGUF, write_tiny_gguf
+
+
+def _pack(source: Path, out: Path, **kwargs: Any) -> PackageManifest:
+    kwargs.setdefault("license", "MIT")
+    return pack(source, name="tiny", version="1.0.0", out=out, **kwargs)
+
+
+def _problems(package: Path) -> list[tuple[str, str]]:
+    return [(p.code, p.path) for p in verify(package).problems]
+
+
+def _flip_last_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+# ---------------------------------------------------------------- hashing
+
+
+def test_hash_file_matches_hashlib_across_chunk_boundaries(tmp_path: Path) -> None:
+    data = random.Random(7).randbytes(2 * CHUNK_SIZE + 12345)
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    assert hash_file(path) == ("sha256:" + hashlib.sha256(data).hexdigest(), len(data))
+
+
+def test_hash_file_of_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty"
+    path.write_bytes(b"")
+    assert hash_file(path) == ("sha256:" + hashlib.sha256(b"").hexdigest(), 0)
+
+
+def test_package_error_codes_are_standard_codes() -> None:
+    assert set(PackageErrorCode.__args__) <= set(ERROR_CODES)  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------- pack: Hugging Face directories
+
+
+def test_pack_tiny_llama_then_verify_passes(tiny_llama_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pkg"
+    manifest = _pack(tiny_llama_dir, out)
+    assert manifest.kind == "causal-lm"
+    assert manifest.architecture == "LlamaForCausalLM"
+    assert manifest.format == "safetensors"
+    assert manifest.capabilities == ["text-generation", "chat"]
+    assert (manifest.context_length.value, manifest.context_length.source) == (512, "config")
+    roles = {entry.path: entry.role for entry in manifest.files}
+    assert roles["model.safetensors"] == "weights"
+    assert roles["config.json"] == "config"
+    assert roles["tokenizer.json"] == "tokenizer"
+    assert roles["generation_config.json"] == "generation-config"
+    assert [entry.path for entry in manifest.files] == sorted(roles)
+    for entry in manifest.files:
+        assert (out / entry.path).read_bytes() == (tiny_llama_dir / entry.path).read_bytes()
+    assert validate(out) == manifest
+    result = verify(out)
+    assert result.ok
+    assert result.problems == ()
+    assert result.digest == manifest.digest()
+
+
+def test_manifest_is_indented_sorted_json(tiny_llama_dir: Path, tmp_path: Path) -> None:
+    _pack(tiny_llama_dir, tmp_path / "pkg")
+    text = (tmp_path / "pkg" / MANIFEST_NAME).read_text(encoding="utf-8")
+    assert text == json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    assert sorted(p.name for p in (tmp_path / "pkg").iterdir() if p.name.startswith(".")) == []
+
+
+def test_pack_is_deterministic(tiny_llama_dir: Path, tmp_path: Path) -> None:
+    first = _pack(tiny_llama_dir, tmp_path / "one")
+    second = _pack(tiny_llama_dir, tmp_path / "two")
+    assert (tmp_path / "one" / MANIFEST_NAME).read_bytes() == (tmp_path / "two" / MANIFEST_NAME).read_bytes()
+    assert first.digest() == second.digest()
+
+
+def test_pack_into_existing_empty_directory(tiny_llama_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    _pack(tiny_llama_dir, tmp_path / "pkg")
+    assert verify(tmp_path / "pkg").ok
+
+
+def test_pack_refuses_a_non_empty_output(tiny_llama_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError):
+        _pack(tiny_llama_dir, tmp_path / "pkg")
+    assert (tmp_path / "pkg" / "keep.txt").read_text() == "mine"
+
+
+def test_pack_refuses_an_output_inside_the_source(llama_copy: Path) -> None:
+    with pytest.raises(ValueError, match="outside the source"):
+        _pack(llama_copy, llama_copy / "pkg")
+
+
+def test_default_package_dir_is_next_to_the_source(tmp_path: Path) -> None:
+    assert default_package_dir(tmp_path / "model", "tiny", "1.2.3") == tmp_path / "tiny-1.2.3"
+
+
+def test_pack_t5_declares_512_positions(tiny_t5_dir: Path, tmp_path: Path) -> None:
+    manifest = _pack(tiny_t5_dir, tmp_path / "pkg")
+    assert manifest.kind == "seq2seq-lm"
+    assert manifest.architecture == "T5ForConditionalGeneration"
+    assert manifest.capabilities == ["text-generation"]
+    assert (manifest.context_length.value, manifest.context_length.source) == (512, "declared")
+
+
+def test_pack_sentence_transformers_embedder(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    manifest = _pack(tiny_bert_dir, tmp_path / "pkg")
+    assert manifest.kind == "embedding"
+    assert manifest.capabilities == ["embeddings"]
+    assert {e.path: e.role for e in manifest.files}["1_Pooling/config.json"] == "config"
+    assert manifest.context_length.value == 128
+    assert verify(tmp_path / "pkg").ok
+
+
+def test_pack_real_minilm_embedder(tmp_path: Path) -> None:
+    # The installed all-MiniLM-L6-v2: a real sentence-transformers layout with a README license.
+    manifest = pack(MINILM_DIR, name="all-minilm-l6-v2", version="1.0.0", out=tmp_path / "pkg")
+    assert manifest.kind == "embedding"
+    assert manifest.architecture == "BertModel"
+    assert manifest.license == "Apache-2.0"
+    assert (manifest.context_length.value, manifest.context_length.source) == (256, "config")
+    roles = {e.path: e.role for e in manifest.files}
+    assert roles["vocab.txt"] == "tokenizer"
+    assert roles["README.md"] == "doc"
+    assert roles["model.safetensors"] == "weights"
+    assert verify(tmp_path / "pkg").ok
+
+
+def test_license_from_readme_front_matter(llama_copy: Path, tmp_path: Path) -> None:
+    (llama_copy / "README.md").write_text("---\nlanguage: en\nlicense: mit\n---\n# Tiny\n")
+    manifest = pack(llama_copy, name="tiny", version="1.0.0", out=tmp_path / "pkg")
+    assert manifest.license == "MIT"
+
+
+def test_missing_license_asks_for_the_flag(tiny_llama_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(PackageError, match="--license") as caught:
+        pack(tiny_llama_dir, name="tiny", version="1.0.0", out=tmp_path / "pkg")
+    assert caught.value.code == "manifest_invalid"
+    assert not (tmp_path / "pkg").exists()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"version": "1.0"}, "version:"),  # not SemVer
+        ({"name": "Tiny Model"}, "name:"),  # upper case and a space
+        ({"license": "MIT OR"}, "license:"),  # dangling operator
+    ],
+)
+def test_pack_checks_arguments_before_copying(
+    tiny_llama_dir: Path, tmp_path: Path, kwargs: dict[str, str], field: str
+) -> None:
+    args = {"name": "tiny", "version": "1.0.0", "license": "MIT", **kwargs}
+    with pytest.raises(PackageError) as caught:
+        pack(tiny_llama_dir, out=tmp_path / "pkg", name=args["name"], version=args["version"], license=args["license"])
+    assert any(problem.startswith(field) for problem in caught.value.problems)
+    assert not (tmp_path / "pkg").exists()
+
+
+def test_hidden_files_and_dirs_are_skipped(llama_copy: Path, tmp_path: Path) -> None:
+    (llama_copy / ".git").mkdir()
+    (llama_copy / ".git" / "config").write_text("[core]\n")
+    (llama_copy / ".gitattributes").write_text("*.safetensors filter=lfs\n")
+    manifest = _pack(llama_copy, tmp_path / "pkg")
+    assert not any(entry.path.startswith(".") for entry in manifest.files)
+
+
+def test_symlink_in_source_is_refused_naming_it(llama_copy: Path, tmp_path: Path) -> None:
+    (llama_copy / "extra_config.json").symlink_to(llama_copy / "config.json")
+    with pytest.raises(PackageError) as caught:
+        _pack(llama_copy, tmp_path / "pkg")
+    assert caught.value.code == "path_invalid"
+    assert "extra_config.json" in caught.value.problems[0]
+    assert not (tmp_path / "pkg").exists()
+
+
+def test_symlinked_directory_in_source_is_refused(llama_copy: Path, tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (llama_copy / "1_Pooling").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    with pytest.raises(PackageError, match="1_Pooling"):
+        _pack(llama_copy, tmp_path / "pkg")
+
+
+def test_source_that_is_a_symlink_is_refused(tiny_llama_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "link").symlink_to(tiny_llama_dir, target_is_directory=True)
+    with pytest.raises(PackageError, match="symbolic link"):
+        _pack(tmp_path / "link", tmp_path / "pkg")
+
+
+def _make_pickle_source(llama_copy: Path) -> None:
+    (llama_copy / "model.safetensors").unlink()
+    torch.save({"weight": torch.zeros(2, 2)}, llama_copy / "pytorch_model.bin")
+
+
+def test_pickle_weights_refused_unless_allowed(llama_copy: Path, tmp_path: Path) -> None:
+    _make_pickle_source(llama_copy)
+    with pytest.raises(PackageError) as caught:
+        _pack(llama_copy, tmp_path / "refused")
+    assert caught.value.code == "format_forbidden"
+    assert caught.value.problems[0].startswith("pytorch_model.bin:")
+    assert not (tmp_path / "refused").exists()
+    manifest = _pack(llama_copy, tmp_path / "pkg", allow_pickle=True)
+    assert manifest.format == "pytorch-pickle"
+    assert {e.path: e.role for e in manifest.files}["pytorch_model.bin"] == "weights"
+    assert verify(tmp_path / "pkg").ok
+
+
+def test_pickle_next_to_safetensors_is_left_out(llama_copy: Path, tmp_path: Path) -> None:
+    # Hub repositories often carry both; the package keeps the safe format only.
+    torch.save({"weight": torch.zeros(2)}, llama_copy / "pytorch_model.bin")
+    manifest = _pack(llama_copy, tmp_path / "pkg")
+    assert manifest.format == "safetensors"
+    assert "pytorch_model.bin" not in {entry.path for entry in manifest.files}
+
+
+def test_directory_without_weights_is_refused(llama_copy: Path, tmp_path: Path) -> None:
+    (llama_copy / "model.safetensors").unlink()
+    with pytest.raises(PackageError, match="no weights"):
+        _pack(llama_copy, tmp_path / "pkg")
+
+
+def test_code_files_are_refused(llama_copy: Path, tmp_path: Path) -> None:
+    (llama_copy / "modeling_tiny.py").write_text("import os\n")
+    with pytest.raises(PackageError, match="modeling_tiny.py") as caught:
+        _pack(llama_copy, tmp_path / "pkg")
+    assert caught.value.code == "format_forbidden"
+
+
+def test_auto_map_is_refused(llama_copy: Path, tmp_path: Path) -> None:
+    config = json.loads((llama_copy / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_tiny.TinyForCausalLM"}
+    (llama_copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PackageError, match="auto_map"):
+        _pack(llama_copy, tmp_path / "pkg")
+
+
+def test_unclassifiable_files_are_named(llama_copy: Path, tmp_path: Path) -> None:
+    (llama_copy / "mystery.dat").write_bytes(b"\x00")
+    with pytest.raises(PackageError, match="mystery.dat"):
+        _pack(llama_copy, tmp_path / "pkg")
+
+
+# ---------------------------------------------------------------- pack: GGUF
+
+
+def test_pack_tiny_gguf(tiny_gguf: Path, tmp_path: Path) -> None:
+    manifest = pack(tiny_gguf, name="tiny-gguf", version="0.1.0", out=tmp_path / "pkg")
+    assert manifest.kind == "causal-lm"
+    assert manifest.format == "gguf"
+    assert manifest.architecture == "llama"
+    assert (manifest.context_length.value, manifest.context_length.source) == (256, "gguf")
+    assert manifest.capabilities == ["text-generation", "chat"]
+    assert manifest.license == "MIT"
+    assert manifest.quantization is not None and manifest.quantization.method == "F16"
+    assert [(e.path, e.role) for e in manifest.files] == [("tiny.gguf", "weights")]
+    assert verify(tmp_path / "pkg").ok
+
+
+def test_gguf_without_chat_template_or_license(tmp_path: Path) -> None:
+    source = write_tiny_gguf(tmp_path / "plain.gguf", license=None, chat_template=None)
+    with pytest.raises(PackageError, match="--license"):
+        pack(source, name="plain", version="0.1.0", out=tmp_path / "refused")
+    manifest = pack(source, name="plain", version="0.1.0", out=tmp_path / "pkg", license="Apache-2.0")
+    assert manifest.capabilities == ["text-generation"]
+
+
+def test_malformed_gguf_is_refused(tmp_path: Path) -> None:
+    source = tmp_path / "broken.gguf"
+    source.write_bytes(b"GGUF" + (3).to_bytes(4, "little") + b"\xff" * 20)
+    with pytest.raises(PackageError) as caught:
+        pack(source, name="broken", version="0.1.0", out=tmp_path / "pkg", license="MIT")
+    assert caught.value.code == "weights_malformed"
+
+
+def test_pack_real_smollm2_gguf(tmp_path: Path) -> None:
+    manifest = pack(SMOLLM2_GGUF, name="smollm2-135m", version="1.0.0", out=tmp_path / "pkg", license="Apache-2.0")
+    assert manifest.architecture == "llama"
+    assert manifest.format == "gguf"
+    assert manifest.quantization is not None and manifest.quantization.method == "Q4_1"
+    assert (manifest.context_length.value, manifest.context_length.source) == (8192, "gguf")
+    assert "chat" in manifest.capabilities
+    assert manifest.files[0].digest == hash_file(SMOLLM2_GGUF)[0]
+    assert verify(tmp_path / "pkg").ok
+
+
+# ---------------------------------------------------------------- verify
+
+
+@pytest.fixture
+def package(tiny_llama_dir: Path, tmp_path: Path) -> Path:
+    _pack(tiny_llama_dir, tmp_path / "pkg")
+    return tmp_path / "pkg"
+
+
+def test_one_flipped_byte_fails_naming_exactly_that_file(package: Path) -> None:
+    _flip_last_byte(package / "model.safetensors")
+    assert _problems(package) == [("digest_invalid", "model.safetensors")]
+
+
+def test_truncated_file_is_a_size_problem(package: Path) -> None:
+    path = package / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:-10])
+    assert _problems(package) == [("size_invalid", "model.safetensors")]
+
+
+def test_extra_file_is_reported(package: Path) -> None:
+    (package / "sub").mkdir()
+    (package / "sub" / "notes.txt").write_text("not listed")
+    assert _problems(package) == [("path_invalid", "sub/notes.txt")]
+
+
+def test_missing_file_is_reported(package: Path) -> None:
+    (package / "tokenizer.json").unlink()
+    assert _problems(package) == [("manifest_blob_unknown", "tokenizer.json")]
+
+
+def test_symlink_in_package_is_refused(package: Path, tiny_llama_dir: Path) -> None:
+    (package / "tokenizer.json").unlink()
+    (package / "tokenizer.json").symlink_to(tiny_llama_dir / "tokenizer.json")
+    assert _problems(package) == [("path_invalid", "tokenizer.json")]
+
+
+def test_every_problem_is_listed(package: Path) -> None:
+    _flip_last_byte(package / "model.safetensors")
+    (package / "config.json").write_text("{}")
+    (package / "extra.bin").write_bytes(b"\x80\x04")
+    assert sorted(_problems(package)) == [
+        ("digest_invalid", "model.safetensors"),
+        ("path_invalid", "extra.bin"),
+        ("size_invalid", "config.json"),
+    ]
+
+
+def test_malformed_safetensors_with_matching_digest(package: Path) -> None:
+    # A manifest can describe garbage faithfully; the header check still catches it.
+    weights = package / "model.safetensors"
+    weights.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
+    manifest = validate(package)
+    digest, size = hash_file(weights)
+    for entry in manifest.files:
+        if entry.path == "model.safetensors":
+            entry.digest, entry.size = digest, size
+    write_manifest(manifest, package / MANIFEST_NAME)
+    assert _problems(package) == [("weights_malformed", "model.safetensors")]
+
+
+def test_safetensors_extent_past_the_data_is_malformed(package: Path) -> None:
+    weights = package / "model.safetensors"
+    header = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
+    weights.write_bytes(len(header).to_bytes(8, "little") + header + b"\x00" * 8)
+    manifest = validate(package)
+    digest, size = hash_file(weights)
+    for entry in manifest.files:
+        if entry.path == "model.safetensors":
+            entry.digest, entry.size = digest, size
+    write_manifest(manifest, package / MANIFEST_NAME)
+    problems = verify(package).problems
+    assert [(p.code, p.path) for p in problems] == [("weights_malformed", "model.safetensors")]
+    assert "data_offsets" in problems[0].message
+
+
+def test_verify_raises_on_an_invalid_manifest(package: Path) -> None:
+    (package / MANIFEST_NAME).write_text("{")
+    with pytest.raises(PackageError) as caught:
+        verify(package)
+    assert caught.value.code == "manifest_invalid"
+
+
+# ---------------------------------------------------------------- validate: hostile manifests
+
+_DIGEST = "sha256:" + "ab" * 32
+_VALID: dict[str, Any] = {
+    "schema_version": "1",
+    "name": "tiny",
+    "version": "1.0.0",
+    "kind": "causal-lm",
+    "architecture": "LlamaForCausalLM",
+    "format": "safetensors",
+    "files": [
+        {"path": "model.safetensors", "digest": _DIGEST, "size": 10, "role": "weights"},
+        {"path": "config.json", "digest": _DIGEST, "size": 2, "role": "config"},
+    ],
+    "capabilities": ["text-generation"],
+    "context_length": {"value": 512, "source": "config"},
+    "license": "MIT",
+}
+
+
+def _write(tmp_path: Path, document: object) -> Path:
+    path = tmp_path / MANIFEST_NAME
+    path.write_text(json.dumps(document))
+    return path
+
+
+def _with(field: str, value: object) -> dict[str, Any]:
+    document = copy.deepcopy(_VALID)
+    target: Any = document
+    *parents, last = field.split(".")
+    for part in parents:
+        target = target[int(part)] if part.isdigit() else target[part]
+    target[int(last) if last.isdigit() else last] = value
+    return document
+
+
+def test_valid_manifest_validates_as_file_and_as_directory(tmp_path: Path) -> None:
+    path = _write(tmp_path, _VALID)
+    assert validate(path) == validate(tmp_path)
+    assert validate(path).name == "tiny"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named", "code"),
+    [
+        ("files.0.path", "../x", "files.0.path:", "path_invalid"),  # escapes the package
+        ("files.0.path", "/etc/passwd", "files.0.path:", "path_invalid"),  # absolute
+        ("files.0.path", "weights\\model.safetensors", "files.0.path:", "path_invalid"),  # Windows separator
+        ("files.1.path", "Model.safetensors", "files: duplicate path", "manifest_invalid"),  # same file on macOS/Windows
+        ("files.0.digest", "sha256:XYZ", "files.0.digest:", "digest_invalid"),  # not 64 lowercase hex digits
+        ("files.0.digest", "md5:" + "ab" * 16, "files.0.digest:", "digest_invalid"),  # only sha256 names a blob
+        ("files.0.size", -1, "files.0.size:", "manifest_invalid"),  # negative size
+        ("version", "1.0", "version:", "manifest_invalid"),  # not SemVer
+        ("version", "01.0.0", "version:", "manifest_invalid"),  # SemVer forbids leading zeros
+        ("files.0.role", "script", "files.0.role:", "manifest_invalid"),  # no such role
+        ("license", "MIT OR", "license:", "manifest_invalid"),  # dangling operator
+        ("format", "pickle", "format:", "manifest_invalid"),  # pickle must be declared as pytorch-pickle
+        ("files.1.path", MANIFEST_NAME, "files.1.path:", "path_invalid"),  # a manifest cannot hash itself
+        ("context_length.value", 0, "context_length.value:", "manifest_invalid"),  # positive only
+    ],
+)
+def test_hostile_manifest_names_the_field(tmp_path: Path, field: str, value: object, named: str, code: str) -> None:
+    with pytest.raises(PackageError) as caught:
+        validate(_write(tmp_path, _with(field, value)))
+    assert any(problem.startswith(named) for problem in caught.value.problems), caught.value.problems
+    assert caught.value.code == code
+
+
+def test_unknown_field_is_named(tmp_path: Path) -> None:
+    with pytest.raises(PackageError) as caught:
+        validate(_write(tmp_path, {**_VALID, "run_this": "rm -rf /"}))
+    assert any(problem.startswith("run_this:") for problem in caught.value.problems)
+
+
+def test_every_failing_field_is_listed(tmp_path: Path) -> None:
+    document = _with("version", "x")
+    document["license"] = "MIT OR"
+    with pytest.raises(PackageError) as caught:
+        validate(_write(tmp_path, document))
+    assert sorted(problem.split(":")[0] for problem in caught.value.problems) == ["license", "version"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{",  # truncated
+        '{"name": "a", "name": "b"}',  # duplicate keys make the digest ambiguous
+        '{"size": NaN}',  # not JSON
+        "\udcff",  # not UTF-8 once written with surrogateescape
+    ],
+)
+def test_bad_json_is_named_as_such(tmp_path: Path, text: str) -> None:
+    path = tmp_path / MANIFEST_NAME
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    with pytest.raises(PackageError, match="not valid JSON") as caught:
+        validate(path)
+    assert caught.value.code == "manifest_invalid"
+
+
+def test_missing_manifest_is_named(tmp_path: Path) -> None:
+    with pytest.raises(PackageError, match=MANIFEST_NAME):
+        validate(tmp_path)
+
+
+def test_packing_module_imports_no_ml_framework() -> None:
+    source = (Path(__file__).parents[2] / "llmos_std" / "packing.py").read_text()
+    for module in ("torch", "transformers", "safetensors", "gguf", "numpy"):
+        assert f"import {module}" not in source and f"from {module}" not in source
+
+
+def test_pack_leaves_no_temporary_directories(tiny_llama_dir: Path, tmp_path: Path) -> None:
+    _pack(tiny_llama_dir, tmp_path / "pkg")
+    assert sorted(os.listdir(tmp_path)) == ["pkg"]
+    shutil.rmtree(tmp_path / "pkg")
