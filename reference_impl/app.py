@@ -1,0 +1,91 @@
+"""``create_app(settings)``: a fresh server each call, routes bound from the operation table."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.routing import Route
+
+from llmos_std.errors import LLMOSError
+from llmos_std.operations import LLMOS_BASE, OPERATIONS
+
+from reference_impl.bootstrap import bring_up
+from reference_impl.http import EdgeMiddleware, Handler, bind, llmos_error_handler, not_found_handler, unexpected_error_handler
+from reference_impl.registry import InstalledVersion, Registry
+from reference_impl.routes import core, embeddings, inference, management
+from reference_impl.runtime import Closable, Loader, Runtime
+from reference_impl.settings import Settings
+
+log = logging.getLogger("llmos.app")
+
+HANDLERS: dict[str, Handler] = {**core.HANDLERS, **inference.HANDLERS, **embeddings.HANDLERS, **management.HANDLERS}
+
+TESTED_ARCHITECTURES = (
+    "BertModel", "GPT2LMHeadModel", "LlamaForCausalLM", "T5ForConditionalGeneration", "llama",
+)
+"""Architectures the reference server is tested on; transformers can run many more."""
+
+
+def engine_loader(registry: Registry, settings: Settings) -> Loader:
+    """Loads a version's materialised package directory with the engine (the production loader)."""
+
+    def load(version: InstalledVersion) -> Closable:
+        from reference_impl import engine
+
+        path = registry.package_dir(version.digest)
+        manifest = version.manifest
+        if manifest.kind == "embedding":
+            return engine.load_embedding_model(path)
+        if manifest.format == "gguf":
+            path = path / next(f.path for f in manifest.files if f.role == "weights")
+        return engine.load_text_model(path, max_batch=settings.engine_max_batch)
+
+    return load
+
+
+def create_app(settings: Settings, *, loader: Callable[[Registry, Settings], Loader] = engine_loader) -> Starlette:
+    """A new application; models are installed and loaded when its lifespan starts."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    routes = [
+        Route(op.path, bind(op, HANDLERS[op.id]), methods=[op.method])
+        for op in OPERATIONS
+        if op.id in HANDLERS
+    ]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        registry = Registry(Path(settings.data_dir) / "registry")
+        runtime = Runtime(registry, loader(registry, settings))
+        app.state.registry = registry
+        app.state.runtime = runtime
+        try:
+            await bring_up(registry, runtime, settings)
+            app.state.architectures = set(TESTED_ARCHITECTURES) | {v.manifest.architecture for v in registry.versions()}
+            app.state.ready = True
+            yield
+        finally:
+            app.state.ready = False
+            runtime.close()
+            registry.close()
+
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={LLMOSError: llmos_error_handler, HTTPException: not_found_handler, Exception: unexpected_error_handler},
+    )
+    app.state.settings = settings
+    app.state.ready = False
+    app.state.architectures = set(TESTED_ARCHITECTURES)
+    app.add_middleware(
+        EdgeMiddleware,
+        allowed_hosts=settings.allowed_hosts,
+        max_body_bytes=settings.limits.max_body_bytes,
+        blob_paths=(f"{LLMOS_BASE}/blobs/",),
+        max_blob_bytes=settings.limits.max_blob_bytes,
+    )
+    return app

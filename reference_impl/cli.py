@@ -1,0 +1,52 @@
+"""``llmos-ref serve``: run the reference server on loopback with the bundled or given models."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from reference_impl.settings import Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llmos-ref", description="The LLMOS reference server.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the LLMOS API")
+    serve.add_argument("--host", default=os.environ.get("LLMOS_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("LLMOS_PORT", "8400")))
+    serve.add_argument("--data-dir", type=Path, default=Path(os.environ.get("LLMOS_DATA_DIR", "data")))
+    serve.add_argument("--model", dest="models", type=Path, action="append", default=[],
+                       help="a Hugging Face model dir, a .gguf file or an llmos package dir (repeatable); default: the bundled models")
+    serve.add_argument("--api-key", dest="api_keys", action="append", default=[k for k in [os.environ.get("LLMOS_API_KEY")] if k],
+                       help="require this bearer key (repeatable; env LLMOS_API_KEY)")
+    serve.add_argument("--allow-host", dest="allowed_hosts", action="append", default=[],
+                       help="accept this Host header in addition to loopback names")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import uvicorn
+
+    from reference_impl.app import create_app
+
+    for path in args.models:
+        if not path.exists():
+            print(f"llmos-ref: no such model path: {path}", file=sys.stderr)
+            return 2
+    settings = Settings(host=args.host, port=args.port, data_dir=args.data_dir, models=args.models, api_keys=args.api_keys)
+    settings.allowed_hosts.extend(args.allowed_hosts)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        settings.allowed_hosts.append(args.host)
+    app = create_app(settings)
+    print(f"llmos-ref: serving on http://{args.host}:{args.port} (discovery: /.well-known/llmos); data in {args.data_dir}", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

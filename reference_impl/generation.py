@@ -1,0 +1,123 @@
+"""Request -> engine plumbing shared by chat and text completions: limits, parameters, fan-out.
+
+Turns a validated OpenAI request into engine calls (one per prompt and choice) and merges their
+deltas, so the two routes only differ in how they build prompts and shape chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from llmos_std.errors import LLMOSError
+from llmos_std.inference import ChatCompletionRequest, CompletionRequest
+from llmos_std.manifest import PackageManifest
+from llmos_std.parameters import gated_fields_in_use
+
+from reference_impl.engine import Delta, EngineError, PromptTooLong, SamplingParams, TextModel
+from reference_impl.settings import Settings
+
+SamplingRequest = ChatCompletionRequest | CompletionRequest
+
+
+@dataclass(frozen=True)
+class Job:
+    """One prompt and choice to generate; ``index`` is the choice index on the wire."""
+
+    index: int
+    prompt: str
+    params: SamplingParams
+
+
+def check_request(operation: str, body: SamplingRequest, manifest: PackageManifest, settings: Settings) -> None:
+    """Refuse what the model cannot honour and what exceeds a declared limit, naming the field."""
+    refused = gated_fields_in_use(operation, body, frozenset(manifest.capabilities))
+    if refused:
+        row = refused[0]
+        raise LLMOSError("unsupported_parameter", f"{row.field} needs the model capability {row.capability!r}", param=row.field)
+    limits = settings.limits
+    if body.n is not None and body.n > limits.max_n:
+        raise LLMOSError("limit_exceeded", f"n may be at most {limits.max_n}", param="n")
+    stops = [body.stop] if isinstance(body.stop, str) else (body.stop or [])
+    if len(stops) > limits.max_stop:
+        raise LLMOSError("limit_exceeded", f"at most {limits.max_stop} stop strings", param="stop")
+    if any(stop == "" for stop in stops):
+        raise LLMOSError("invalid_value", "stop strings must not be empty", param="stop")
+    for field in ("max_tokens", "max_completion_tokens"):
+        value = getattr(body, field, None)
+        if value is not None and value > limits.max_tokens:
+            raise LLMOSError("limit_exceeded", f"{field} may be at most {limits.max_tokens}", param=field)
+
+
+def requested_max_tokens(body: SamplingRequest) -> int | None:
+    if isinstance(body, ChatCompletionRequest) and body.max_completion_tokens is not None:
+        if body.max_tokens is not None and body.max_tokens != body.max_completion_tokens:
+            raise LLMOSError("invalid_value", "max_tokens and max_completion_tokens disagree", param="max_completion_tokens")
+        return body.max_completion_tokens
+    return body.max_tokens
+
+
+def plan_jobs(model: TextModel, prompts: list[str], body: SamplingRequest, manifest: PackageManifest, settings: Settings, *, chat: bool) -> tuple[list[Job], int]:
+    """The jobs for every prompt and choice, and the total prompt tokens (each prompt counted once)."""
+    n = body.n or 1
+    explicit = requested_max_tokens(body)
+    defaults = manifest.generation_defaults
+    stops = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
+    temperature = body.temperature if body.temperature is not None else (defaults.temperature if defaults and defaults.temperature is not None else 1.0)
+    top_p = body.top_p if body.top_p is not None else (defaults.top_p if defaults and defaults.top_p is not None else 1.0)
+    jobs: list[Job] = []
+    prompt_tokens = 0
+    for p, prompt in enumerate(prompts):
+        count = model.count_prompt_tokens(prompt, chat=chat)
+        if count > settings.limits.max_prompt_tokens:
+            raise LLMOSError("limit_exceeded", f"the prompt has {count} tokens; at most {settings.limits.max_prompt_tokens}", param="messages" if chat else "prompt")
+        room = model.context_length - count
+        if explicit is not None:
+            if explicit > room:
+                raise LLMOSError("context_length_exceeded", f"{count} prompt tokens + {explicit} completion tokens exceed the context length {model.context_length}", param="max_tokens")
+            budget = explicit
+        else:
+            budget = min(settings.default_max_tokens, room)
+            if budget < 1:
+                raise LLMOSError("context_length_exceeded", f"the prompt's {count} tokens fill the context length {model.context_length}", param="messages" if chat else "prompt")
+        prompt_tokens += count
+        for i in range(n):
+            seed = None if body.seed is None else body.seed + i
+            jobs.append(Job(p * n + i, prompt, SamplingParams(max_tokens=budget, temperature=temperature, top_p=top_p, seed=seed, stop=stops)))
+    return jobs, prompt_tokens
+
+
+async def merged(model: TextModel, jobs: list[Job], *, chat: bool) -> AsyncIterator[tuple[int, Delta]]:
+    """Every job's deltas as they come, tagged with the choice index; cancelling stops every job."""
+    queue: asyncio.Queue[tuple[int, Delta] | BaseException | None] = asyncio.Queue()
+
+    async def run(job: Job) -> None:
+        try:
+            async for delta in model.generate(job.prompt, job.params, chat=chat):
+                await queue.put((job.index, delta))
+            await queue.put(None)
+        except (EngineError, PromptTooLong) as exc:
+            await queue.put(exc)
+
+    tasks = [asyncio.create_task(run(job)) for job in jobs]
+    try:
+        finished = 0
+        while finished < len(tasks):
+            item = await queue.get()
+            if item is None:
+                finished += 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield item
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def engine_failure(exc: BaseException) -> LLMOSError:
+    if isinstance(exc, PromptTooLong):
+        return LLMOSError("context_length_exceeded", str(exc), param="max_tokens")
+    return LLMOSError("engine_error", "the model failed while generating")

@@ -1,0 +1,182 @@
+"""The HTTP edge: binds operations from the table, validates bodies, and turns errors into envelopes.
+
+Every route goes through :func:`bind`, so authentication, content type, body limits and
+validation are the same for all of them, and the one place errors become responses is here.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from llmos_std import STANDARD_VERSION
+from llmos_std.errors import LLMOSError
+from llmos_std.operations import Operation
+from llmos_std.validation import error_from_validation
+
+log = logging.getLogger("llmos.http")
+
+REQUEST_ID_HEADER = "x-request-id"
+
+
+@dataclass
+class Context:
+    """What a handler gets: the raw request, its validated body and the app's state."""
+
+    request: Request
+    operation: Operation
+    body: BaseModel | None
+    raw: dict[str, Any] | None
+    principal: str
+
+    @property
+    def state(self) -> Any:
+        return self.request.app.state
+
+    def path(self, name: str) -> str:
+        return str(self.request.path_params[name])
+
+
+Handler = Callable[[Context], Awaitable[Response]]
+
+
+def wire_json(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(model.model_dump_json(), status_code=status, media_type="application/json", headers=headers)
+
+
+def error_response(error: LLMOSError) -> JSONResponse:
+    headers = dict(error.headers)
+    if error.status == 401:
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="llmos"' + (', error="invalid_token"' if error.code == "invalid_api_key" else ""))
+    return JSONResponse(error.envelope().model_dump(mode="json"), status_code=error.status, headers=headers)
+
+
+def _authenticate(request: Request, op: Operation) -> str:
+    keys: list[str] = request.app.state.settings.api_keys
+    if op.scope is None or not keys:
+        return "local"
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise LLMOSError("missing_api_key", "this operation needs a bearer API key")
+    if not any(hmac.compare_digest(token.encode(), key.encode()) for key in keys):
+        raise LLMOSError("invalid_api_key", "the API key is not valid")
+    return "admin"
+
+
+async def _json_body(request: Request, op: Operation) -> tuple[BaseModel | None, dict[str, Any] | None]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise LLMOSError("unsupported_media_type", f"{op.method} {op.path} takes application/json")
+    data = await request.body()
+    try:
+        raw = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise LLMOSError("invalid_json", "the body is not valid JSON") from None
+    except RecursionError:  # JSON nested deeper than the parser's stack: refused, not a crash
+        raise LLMOSError("invalid_json", "the body is nested too deeply") from None
+    if not isinstance(raw, dict):
+        raise LLMOSError("invalid_request", "the body must be a JSON object")
+    if op.request is None or op.body_error_code is not None:
+        return None, raw
+    try:
+        return op.request.model_validate_json(data), raw
+    except ValidationError as exc:
+        raise error_from_validation(exc) from None
+
+
+def bind(op: Operation, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        principal = _authenticate(request, op)
+        body: BaseModel | None = None
+        raw: dict[str, Any] | None = None
+        if op.request_body == "json":
+            body, raw = await _json_body(request, op)
+        return await handler(Context(request, op, body, raw, principal))
+
+    endpoint.__name__ = op.id
+    return endpoint
+
+
+async def llmos_error_handler(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, LLMOSError):
+        return error_response(exc)
+    return await unexpected_error_handler(request, exc)
+
+
+async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
+    request_id = request.scope.get("llmos.request_id", "unknown")
+    log.error("unhandled error in %s %s (request %s)", request.method, request.url.path, request_id, exc_info=exc)
+    return error_response(LLMOSError("internal_error", f"internal error; request id {request_id}"))
+
+
+async def not_found_handler(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status_code", 404)
+    if status == 405:
+        return error_response(LLMOSError("method_not_allowed", f"{request.method} is not allowed on {request.url.path}"))
+    return error_response(LLMOSError("not_found", f"no operation at {request.url.path}"))
+
+
+class EdgeMiddleware:
+    """Host allowlist, body-size limit, request ids and the ``LLMOS-Version`` header, before routing."""
+
+    def __init__(self, app: ASGIApp, *, allowed_hosts: list[str], max_body_bytes: int, blob_paths: tuple[str, ...], max_blob_bytes: int) -> None:
+        self.app = app
+        self.allowed_hosts = {h.lower() for h in allowed_hosts}
+        self.max_body_bytes = max_body_bytes
+        self.blob_paths = blob_paths
+        self.max_blob_bytes = max_blob_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        sent_id = headers.get(REQUEST_ID_HEADER, "")
+        request_id = sent_id if 0 < len(sent_id) <= 128 and sent_id.isascii() and sent_id.isprintable() else secrets.token_hex(12)
+        scope["llmos.request_id"] = request_id
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra = [(b"llmos-version", STANDARD_VERSION.encode()), (b"x-request-id", request_id.encode())]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        host = headers.get("host", "")
+        hostname = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
+        if "*" not in self.allowed_hosts and hostname.lower() not in self.allowed_hosts:
+            await _send_error(LLMOSError("host_not_allowed", "the Host header is not allowed"), send_with_headers)
+            return
+        limit = self.max_blob_bytes if scope["path"].startswith(self.blob_paths) else self.max_body_bytes
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _send_error(LLMOSError("payload_too_large", f"the body exceeds {limit} bytes"), send_with_headers)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise LLMOSError("payload_too_large", f"the body exceeds {limit} bytes")
+            return message
+
+        await self.app(scope, limited_receive, send_with_headers)
+
+
+async def _send_error(error: LLMOSError, send: Send) -> None:
+    response = error_response(error)
+    await send({"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})

@@ -1,0 +1,56 @@
+"""embeddings: OpenAI-compatible vectors, as float arrays or base64 little-endian float32."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import struct
+
+from starlette.responses import Response
+
+from llmos_std.errors import LLMOSError
+from llmos_std.inference import Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage
+from llmos_std.parameters import EMBEDDING, gated_fields_in_use
+
+from reference_impl.engine import EmbeddingModel
+from reference_impl.http import Context, Handler, wire_json
+from reference_impl.routes.inference import DIGEST_HEADER
+
+
+def encode_base64(vector: list[float]) -> str:
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
+
+
+async def create_embedding(ctx: Context) -> Response:
+    body = ctx.body
+    if not isinstance(body, EmbeddingRequest):
+        raise LLMOSError("invalid_request", "unexpected body")
+    lease = ctx.state.runtime.acquire(body.model)
+    try:
+        model = lease.model
+        manifest = lease.version.manifest
+        if not isinstance(model, EmbeddingModel) or "embeddings" not in manifest.capabilities:
+            raise LLMOSError("capability_not_supported", f"{body.model} does not produce embeddings", param="model")
+        refused = gated_fields_in_use(EMBEDDING, body, frozenset(manifest.capabilities))
+        if refused:
+            raise LLMOSError("unsupported_parameter", f"{refused[0].field} needs the model capability {refused[0].capability!r}", param=refused[0].field)
+        texts = [body.input] if isinstance(body.input, str) else list(body.input)
+        limits = ctx.state.settings.limits
+        if len(texts) > limits.max_batch:
+            raise LLMOSError("limit_exceeded", f"at most {limits.max_batch} inputs", param="input")
+        for i, text in enumerate(texts):
+            param = "input" if isinstance(body.input, str) else f"input.{i}"
+            if not text:
+                raise LLMOSError("invalid_value", "inputs must not be empty", param=param)
+            if model.count_tokens(text) > model.context_length:
+                raise LLMOSError("context_length_exceeded", f"input {i} exceeds the model's {model.context_length} tokens", param=param)
+        vectors, tokens = await asyncio.to_thread(model.embed, texts)
+    finally:
+        lease.release()
+    as_base64 = body.encoding_format == "base64"
+    data = [Embedding(index=i, embedding=encode_base64(v) if as_base64 else v) for i, v in enumerate(vectors)]
+    response = EmbeddingResponse(data=data, model=body.model, usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens))
+    return wire_json(response, headers={DIGEST_HEADER: lease.version.digest})
+
+
+HANDLERS: dict[str, Handler] = {"create_embedding": create_embedding}

@@ -1,0 +1,127 @@
+"""Failures after the 200 become an error event then [DONE]; a kill -9 mid-upload leaves the registry consistent."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from reference_impl.app import engine_loader
+from reference_impl.engine import Delta, EngineError, SamplingParams, TextModel
+from reference_impl.registry import InstalledVersion, Registry
+from reference_impl.runtime import Closable, Loader
+from reference_impl.settings import Settings
+from tests.support.server import free_port, running_server
+
+
+def failing_after(deltas: int) -> Any:
+    """A loader whose text models break after ``deltas`` deltas: the engine failing mid-generation."""
+
+    def make(registry: Registry, settings: Settings) -> Loader:
+        real = engine_loader(registry, settings)
+
+        def load(version: InstalledVersion) -> Closable:
+            model = real(version)
+            if isinstance(model, TextModel):
+                original = model.generate
+
+                async def generate(prompt: str, params: SamplingParams, *, chat: bool) -> AsyncIterator[Delta]:
+                    count = 0
+                    async for delta in original(prompt, params, chat=chat):
+                        if count == deltas:
+                            raise EngineError("injected failure")
+                        count += 1
+                        yield delta
+
+                model.generate = generate  # type: ignore[method-assign]
+            return model
+
+        return load
+
+    return make
+
+
+def test_engine_failure_mid_stream_is_an_error_event_then_done(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    with running_server(Settings(data_dir=tmp_path, models=[tiny_llama_dir]), loader=failing_after(2)) as srv, \
+            httpx.Client(base_url=srv.base_url, timeout=60) as http:
+        name = http.get("/v1/models").json()["data"][0]["id"]
+        body = {"model": name, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 20, "stream": True}
+        with http.stream("POST", "/v1/chat/completions", json=body) as response:
+            assert response.status_code == 200
+            raw = b"".join(response.iter_raw()).decode()
+        events = [line[len("data: "):] for line in raw.split("\n\n") if line]
+        assert events[-1] == "[DONE]"
+        error = json.loads(events[-2])
+        assert error["error"]["code"] == "engine_error" and "injected" not in error["error"]["message"]
+        assert sum(1 for e in events[:-2] if json.loads(e)["choices"][0]["delta"].get("content")) == 2
+        plain = http.post("/v1/chat/completions", json={**body, "stream": False})
+        assert (plain.status_code, plain.json()["error"]["code"]) == (500, "engine_error")
+        assert http.get("/llmos/v1/health/ready").status_code == 200
+
+
+def _serve(data_dir: Path, model: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "reference_impl.cli", "serve", "--port", str(port), "--data-dir", str(data_dir), "--model", str(model)]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the server exited"
+        try:
+            if httpx.get(f"{base}/llmos/v1/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError("server not ready")
+
+
+def test_kill_9_during_upload_then_restart_finds_the_registry_consistent(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = _serve(tmp_path, tiny_llama_dir, port)
+    digest = "sha256:" + "1" * 64
+    try:
+        _wait_ready(base, process)
+
+        def slow_body() -> Iterator[bytes]:
+            for _ in range(200):
+                yield b"x" * 65536
+                time.sleep(0.01)
+
+        def upload() -> None:
+            try:
+                httpx.put(f"{base}/llmos/v1/blobs/{digest}", content=slow_body(), headers={"content-type": "application/octet-stream"}, timeout=30)
+            except httpx.TransportError:
+                pass  # the server dies under it: that is the point
+
+        import threading
+
+        uploader = threading.Thread(target=upload)
+        uploader.start()
+        time.sleep(0.5)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(10)
+        uploader.join(30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    with running_server(Settings(data_dir=tmp_path, models=[tiny_llama_dir])) as srv, httpx.Client(base_url=srv.base_url, timeout=60) as http:
+        assert http.head(f"/llmos/v1/blobs/{digest}").status_code == 404
+        leftovers = [p for p in (tmp_path / "registry" / "tmp").rglob("*") if p.is_file()] if (tmp_path / "registry" / "tmp").exists() else []
+        assert leftovers == []
+        models = http.get("/v1/models").json()["data"]
+        assert len(models) == 1 and models[0]["state"] == "ready"
+        name = models[0]["id"]
+        assert http.post("/v1/chat/completions", json={"model": name, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}).status_code == 200
