@@ -1,0 +1,141 @@
+"""model-management and model-packages: listings, conflicts, unknown names, blobs and manifests.
+
+This kit version judges what it can without installing a package of its own: every request it sends
+either fails by requirement or is idempotent (blobs are content-addressed under the run's own bytes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from llmos_std.management import ALLOWED_FROM
+from llmos_std.manifest import manifest_digest
+
+from conformance.checks import Context, check, expect_error, expect_status, ok_json
+from conformance.verdicts import CheckFailed, CheckOutcome, Skip
+
+L = "/llmos/v1"
+
+
+def _managed(ctx: Context) -> list[dict[str, Any]]:
+    body = ok_json(ctx.wire.request("GET", f"{L}/models", auth="admin"), "ManagedModelList")
+    return list(body["data"])
+
+
+def _subject(ctx: Context) -> dict[str, Any]:
+    models = _managed(ctx)
+    if ctx.settings.mm_model:
+        found = [m for m in models if m["name"] == ctx.settings.mm_model]
+        if not found:
+            raise Skip(f"--mm-model {ctx.settings.mm_model!r} is not installed on the target")
+        return found[0]
+    if not models:
+        raise Skip("the target lists no installed model to exercise")
+    return models[0]
+
+
+@check("managed_models_listed")
+def managed_models_listed(ctx: Context) -> CheckOutcome:
+    models = _managed(ctx)
+    for model in models:
+        exchange = ctx.wire.request("GET", f"{L}/models/{model['name']}", auth="admin")
+        one = ok_json(exchange, "ManagedModel")
+        if one["name"] != model["name"] or {v["version"] for v in one["versions"]} != {v["version"] for v in model["versions"]}:
+            raise CheckFailed("the same versions in the list and the model resource", f"{one['versions']!r}", exchange=exchange)
+        active = [v["version"] for v in one["versions"] if v["active"]]
+        if one["active_version"] is not None and active != [one["active_version"]]:
+            raise CheckFailed(f"exactly the active_version {one['active_version']!r} flagged active", repr(active), exchange=exchange)
+    return CheckOutcome(examples=len(models), triggered=len(models))
+
+
+@check("lifecycle_unknown_404")
+def lifecycle_unknown_404(ctx: Context) -> CheckOutcome:
+    subject = _subject(ctx)
+    absent = ctx.name("absent")
+    cases = [
+        ("GET", f"{L}/models/{absent}", "model_not_found"),
+        ("GET", f"{L}/models/{absent}/versions/1.0.0", "model_not_found"),
+        ("POST", f"{L}/models/{absent}/versions/1.0.0/load", "model_not_found"),
+        ("POST", f"{L}/models/{absent}/rollback", "model_not_found"),
+        ("GET", f"{L}/models/{subject['name']}/versions/999.0.0-llmos-conformance", "version_not_found"),
+        ("POST", f"{L}/models/{subject['name']}/versions/999.0.0-llmos-conformance/activate", "version_not_found"),
+    ]
+    for method, path, code in cases:
+        expect_error(ctx.wire.request(method, path, auth="admin"), (code,))
+    return CheckOutcome(examples=len(cases), triggered=len(cases))
+
+
+@check("lifecycle_conflicts_409")
+def lifecycle_conflicts_409(ctx: Context) -> CheckOutcome:
+    subject = _subject(ctx)
+    count = 0
+    for version in subject["versions"]:
+        for action in ("load", "unload"):
+            if version["state"] in ALLOWED_FROM[action] or version["state"] in ("loading", "unloading"):
+                continue
+            path = f"{L}/models/{subject['name']}/versions/{version['version']}"
+            expect_error(ctx.wire.request("POST", f"{path}/{action}", auth="admin"), ("state_conflict",))
+            after = ok_json(ctx.wire.request("GET", path, auth="admin"), "ModelVersion")
+            if after["state"] != version["state"] or after["active"] != version["active"]:
+                raise CheckFailed("a refused action changing nothing", f"state {version['state']} -> {after['state']}", exchange=ctx.wire.last)
+            count += 1
+    if not count:
+        raise Skip("no installed version is in a state that refuses load or unload")
+    return CheckOutcome(examples=count, triggered=count)
+
+
+@check("get_manifest")
+def get_manifest(ctx: Context) -> CheckOutcome:
+    subject = _subject(ctx)
+    count = 0
+    for version in subject["versions"]:
+        body = ok_json(ctx.wire.request("GET", f"{L}/packages/{version['digest']}", auth="admin"), "PackageManifest")
+        if (body["name"], body["version"]) != (subject["name"], version["version"]):
+            raise CheckFailed(f"the manifest of {subject['name']}@{version['version']}", f"{body['name']}@{body['version']}", exchange=ctx.wire.last)
+        count += 1
+    return CheckOutcome(examples=count, triggered=count)
+
+
+@check("package_digest_canonical")
+def package_digest_canonical(ctx: Context) -> CheckOutcome:
+    subject = _subject(ctx)
+    count = 0
+    for version in subject["versions"]:
+        body = ok_json(ctx.wire.request("GET", f"{L}/packages/{version['digest']}", auth="admin"))
+        computed = manifest_digest(body)
+        if computed != version["digest"]:
+            raise CheckFailed(f"digest {computed} (sha256 of the canonical manifest without signatures)", version["digest"], exchange=ctx.wire.last)
+        count += 1
+    return CheckOutcome(examples=count, triggered=count)
+
+
+def _blob(ctx: Context) -> tuple[bytes, str]:
+    data = f"{ctx.name('blob')}\n".encode()
+    return data, "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@check("blob_upload_verified")
+def blob_upload_verified(ctx: Context) -> CheckOutcome:
+    data, digest = _blob(ctx)
+    wrong = "sha256:" + hashlib.sha256(data + b"x").hexdigest()
+    expect_error(ctx.wire.request("PUT", f"{L}/blobs/{wrong}", content=data, content_type="application/octet-stream", auth="admin"), ("digest_invalid",))
+    head = ctx.wire.request("HEAD", f"{L}/blobs/{wrong}", auth="admin")
+    expect_status(head, 404)
+    put = ctx.wire.request("PUT", f"{L}/blobs/{digest}", content=data, content_type="application/octet-stream", auth="admin")
+    expect_status(put, 201, 200)
+    ok_json(put, "BlobInfo", status=put.status)
+    return CheckOutcome(examples=2, triggered=2)
+
+
+@check("blob_head_and_idempotent")
+def blob_head_and_idempotent(ctx: Context) -> CheckOutcome:
+    data, digest = _blob(ctx)
+    for _ in range(2):
+        put = ctx.wire.request("PUT", f"{L}/blobs/{digest}", content=data, content_type="application/octet-stream", auth="admin")
+        expect_status(put, 201, 200)
+    expect_status(put, 200)
+    expect_status(ctx.wire.request("HEAD", f"{L}/blobs/{digest}", auth="admin"), 200)
+    absent = "sha256:" + hashlib.sha256(data + b"absent").hexdigest()
+    expect_status(ctx.wire.request("HEAD", f"{L}/blobs/{absent}", auth="admin"), 404)
+    return CheckOutcome(examples=3, triggered=3)

@@ -1,0 +1,80 @@
+"""Minimal valid requests per operation, and the generations properties start from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import strategies as st
+
+from conformance.checks import Context, ok_json
+from conformance.verdicts import Skip
+from conformance.wire import Exchange
+
+PROMPTS = ("Once upon a time", "The capital of France is", "hello world", "1, 2, 3, 4,", "The quick brown fox", "def main():")
+prompts = st.sampled_from(PROMPTS)
+
+CAPABILITY_OF = {"create_completion": "text-generation", "create_chat_completion": "chat", "create_embedding": "embeddings"}
+PATH_OF = {"create_completion": "/v1/completions", "create_chat_completion": "/v1/chat/completions", "create_embedding": "/v1/embeddings"}
+SCHEMA_OF = {"create_completion": "CompletionRequest", "create_chat_completion": "ChatCompletionRequest", "create_embedding": "EmbeddingRequest"}
+RESPONSE_OF = {"create_completion": "CompletionResponse", "create_chat_completion": "ChatCompletionResponse", "create_embedding": "EmbeddingResponse"}
+CHUNK_OF = {"create_completion": "CompletionChunk", "create_chat_completion": "ChatCompletionChunk"}
+
+
+def minimal_body(op: str, model: str, prompt: str = "hello world", max_tokens: int = 4) -> dict[str, Any]:
+    if op == "create_completion":
+        return {"model": model, "prompt": prompt, "max_tokens": max_tokens}
+    if op == "create_chat_completion":
+        return {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens}
+    return {"model": model, "input": prompt}
+
+
+def available_ops(ctx: Context, *, generation_only: bool = False) -> list[str]:
+    """The JSON inference operations the run can exercise (claimed profile and a model for it)."""
+    ops: list[str] = []
+    claimed = ctx.plan.claimed
+    for op, cap in CAPABILITY_OF.items():
+        profile = "embeddings" if op == "create_embedding" else "inference"
+        if profile in claimed and cap in ctx.plan.models and not (generation_only and op == "create_embedding"):
+            ops.append(op)
+    return ops
+
+
+def first_op(ctx: Context, *, generation_only: bool = False) -> str:
+    ops = available_ops(ctx, generation_only=generation_only)
+    if not ops:
+        raise Skip("no claimed inference or embeddings operation with a model to send it to")
+    return ops[0]
+
+
+def gen_ops(ctx: Context) -> list[str]:
+    ops = available_ops(ctx, generation_only=True)
+    if not ops:
+        raise Skip("no text-generation or chat model to generate with")
+    return ops
+
+
+def post(ctx: Context, op: str, body: dict[str, Any], *, stream: bool = False) -> Exchange:
+    return ctx.wire.request("POST", PATH_OF[op], json_body=body, stream=stream)
+
+
+def texts_of(op: str, body: dict[str, Any]) -> dict[int, str]:
+    key = "text" if op == "create_completion" else None
+    out: dict[int, str] = {}
+    for choice in body.get("choices", []):
+        out[choice["index"]] = choice["text"] if key else (choice["message"].get("content") or "")
+    return out
+
+
+def generate(ctx: Context, op: str, prompt: str, **params: Any) -> tuple[Exchange, dict[str, Any]]:
+    """A greedy, seeded, unstreamed generation (cached: properties derive triggers from it)."""
+    model = ctx.model(CAPABILITY_OF[op])["id"]
+    body = {**minimal_body(op, model, prompt, ctx.settings.max_tokens), "temperature": 0, "seed": ctx.settings.seed, **params}
+    key = ("gen", op, repr(sorted(body.items())))
+    if key not in ctx.cache:
+        exchange = post(ctx, op, body)
+        ctx.cache[key] = (exchange, ok_json(exchange, RESPONSE_OF[op]))
+    return ctx.cache[key]  # type: ignore[no-any-return]
+
+
+def deterministic(ctx: Context, op: str) -> bool:
+    return ctx.model(CAPABILITY_OF[op]).get("determinism") in ("sequential", "batch_invariant")

@@ -1,0 +1,1 @@
+"""Report forms: terminal (rich), JSON (the standard's ConformanceReport), JUnit XML and a self-contained HTML page."""

@@ -1,0 +1,301 @@
+"""A test-only defect layer: ASGI middleware around the reference app that breaks one requirement at a time.
+
+The active defect lives on a :class:`DefectSwitch` the test holds, so one server serves every run.
+Each defect names the requirement it breaks; the proof-of-power test asserts the kit fails exactly it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from llmos_std.export import schema_files
+
+Headers = list[tuple[bytes, bytes]]
+RequestRewrite = Callable[[str, dict[str, str], bytes], tuple[dict[str, str], bytes]]
+ResponseRewrite = Callable[[str, dict[str, Any] | None, int, Headers, bytes], tuple[int, Headers, bytes]]
+INFERENCE_PATHS = ("/v1/completions", "/v1/chat/completions", "/v1/embeddings")
+
+
+@dataclass(frozen=True)
+class Defect:
+    name: str
+    requirement: str
+    request: RequestRewrite | None = None
+    response: ResponseRewrite | None = None
+
+
+@dataclass
+class DefectSwitch:
+    active: str | None = None
+    resident: dict[str, str] = field(default_factory=dict)
+    """Path -> a model that exists, for the defect that serves unknown models."""
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def _is_sse(headers: Headers) -> bool:
+    return any(k.lower() == b"content-type" and v.startswith(b"text/event-stream") for k, v in headers)
+
+
+def _on_json(fn: Callable[[dict[str, Any]], None], *, errors: bool = False) -> ResponseRewrite:
+    def rewrite(path: str, req: dict[str, Any] | None, status: int, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+        if _is_sse(headers) or (status >= 400) != errors:
+            return status, headers, body
+        doc = _json(body)
+        if isinstance(doc, dict):
+            fn(doc)
+            body = json.dumps(doc).encode()
+        return status, headers, body
+
+    return rewrite
+
+
+def _on_events(fn: Callable[[list[str]], list[str]]) -> ResponseRewrite:
+    def rewrite(path: str, req: dict[str, Any] | None, status: int, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+        if not _is_sse(headers):
+            return status, headers, body
+        events = [e[len("data: "):] for e in body.decode().split("\n\n") if e.startswith("data: ")]
+        return status, headers, "".join(f"data: {e}\n\n" for e in fn(events)).encode()
+
+    return rewrite
+
+
+def _on_chunks(fn: Callable[[dict[str, Any]], None]) -> ResponseRewrite:
+    def each(events: list[str]) -> list[str]:
+        out = []
+        for e in events:
+            doc = _json(e.encode()) if e != "[DONE]" else None
+            if isinstance(doc, dict) and "error" not in doc:
+                fn(doc)
+                e = json.dumps(doc)
+            out.append(e)
+        return out
+
+    return _on_events(each)
+
+
+def _request_json(fn: Callable[[dict[str, Any]], None]) -> RequestRewrite:
+    def rewrite(path: str, headers: dict[str, str], body: bytes) -> tuple[dict[str, str], bytes]:
+        doc = _json(body)
+        if path in INFERENCE_PATHS and isinstance(doc, dict):
+            fn(doc)
+            body = json.dumps(doc).encode()
+        return headers, body
+
+    return rewrite
+
+
+def _drop_header(name: bytes) -> ResponseRewrite:
+    def rewrite(path: str, req: dict[str, Any] | None, status: int, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+        return status, [(k, v) for k, v in headers if k.lower() != name], body
+
+    return rewrite
+
+
+# ---------------------------------------------------------------- the defects
+
+
+def _error_then_stop(events: list[str]) -> list[str]:
+    error = json.dumps({"error": {"message": "the engine failed", "type": "server_error", "param": None, "code": "engine_error"}})
+    return [*events[:1], error]
+
+
+def _usage_twice(events: list[str]) -> list[str]:
+    out: list[str] = []
+    for e in events:
+        out.append(e)
+        if '"usage": {' in e or '"usage":{' in e:
+            out.append(e)
+    return out
+
+
+def _usage_dropped(events: list[str]) -> list[str]:
+    return [e for e in events if not ('"usage": {' in e or '"usage":{' in e)]
+
+
+def _detail(doc: dict[str, Any]) -> None:
+    message = (doc.get("error") or {}).get("message", "error")
+    doc.clear()
+    doc["detail"] = message
+
+
+def _trace(doc: dict[str, Any]) -> None:
+    if isinstance(doc.get("error"), dict):
+        doc["error"]["message"] += ' Traceback (most recent call last): File "/srv/llmos/app.py", line 12, in handle'
+
+
+def _usage_wrong(doc: dict[str, Any]) -> None:
+    if isinstance(doc.get("usage"), dict) and "choices" in doc:
+        doc["usage"]["total_tokens"] += 1
+
+
+def _length_as_stop(doc: dict[str, Any]) -> None:
+    for choice in doc.get("choices") or []:
+        if choice.get("finish_reason") == "length":
+            choice["finish_reason"] = "stop"
+
+
+def _shift_indices(doc: dict[str, Any]) -> None:
+    for choice in doc.get("choices") or []:
+        choice["index"] += 1
+
+
+def _created_str(doc: dict[str, Any]) -> None:
+    if "created" in doc:
+        doc["created"] = str(doc["created"])
+
+
+def _reuse_id(doc: dict[str, Any]) -> None:
+    if "id" in doc and "choices" in doc:
+        doc["id"] = "cmpl-reused"
+
+
+def _reverse_embeddings(doc: dict[str, Any]) -> None:
+    if doc.get("object") == "list" and doc.get("data") and doc["data"][0].get("object") == "embedding":
+        doc["data"].reverse()
+
+
+def _big_endian(doc: dict[str, Any]) -> None:
+    for item in doc.get("data") or []:
+        if isinstance(item, dict) and isinstance(item.get("embedding"), str):
+            raw = base64.b64decode(item["embedding"])
+            values = struct.unpack(f"<{len(raw) // 4}f", raw)
+            item["embedding"] = base64.b64encode(struct.pack(f">{len(values)}f", *values)).decode()
+
+
+def _not_found_as_400(path: str, req: dict[str, Any] | None, status: int, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+    doc = _json(body)
+    if status == 404 and isinstance(doc, dict) and (doc.get("error") or {}).get("code") == "model_not_found":
+        doc["error"]["type"] = "invalid_request_error"
+        return 400, headers, json.dumps(doc).encode()
+    return status, headers, body
+
+
+def _known_fields(path: str) -> set[str]:
+    name = {"/v1/completions": "CompletionRequest", "/v1/chat/completions": "ChatCompletionRequest", "/v1/embeddings": "EmbeddingRequest"}[path]
+    return set(schema_files()[f"{name}.json"]["properties"])
+
+
+def _drop_unknown(path: str, headers: dict[str, str], body: bytes) -> tuple[dict[str, str], bytes]:
+    doc = _json(body)
+    if path in INFERENCE_PATHS and isinstance(doc, dict):
+        body = json.dumps({k: v for k, v in doc.items() if k in _known_fields(path)}).encode()
+    return headers, body
+
+
+def _force_json_type(path: str, headers: dict[str, str], body: bytes) -> tuple[dict[str, str], bytes]:
+    if path in INFERENCE_PATHS:
+        headers = {**headers, "content-type": "application/json"}
+    return headers, body
+
+
+def build_defects(switch: DefectSwitch) -> dict[str, Defect]:
+    def serve_unknown(doc: dict[str, Any]) -> None:
+        model = doc.get("model")
+        if isinstance(model, str) and model.startswith("llmos-conformance-"):
+            doc["model"] = switch.resident.get("chat" if "messages" in doc else "embeddings" if "input" in doc else "text", model)
+
+    defects = [
+        Defect("stream_without_done", "LLMOS-STRM-001", response=_on_events(lambda es: [e for e in es if e != "[DONE]"])),
+        Defect("error_event_without_done", "LLMOS-STRM-005", response=_on_events(_error_then_stop)),
+        Defect("detail_error_shape", "LLMOS-ERR-001", response=_on_json(_detail, errors=True)),
+        Defect("unknown_model_served", "LLMOS-MOD-002", request=_request_json(serve_unknown)),
+        Defect("unknown_model_400", "LLMOS-MOD-002", response=_not_found_as_400),
+        Defect("stack_trace_in_message", "LLMOS-ERR-006", response=_on_json(_trace, errors=True)),
+        Defect("usage_total_wrong", "LLMOS-INF-002", response=_on_json(_usage_wrong)),
+        Defect("length_reported_as_stop", "LLMOS-INF-003", response=_on_json(_length_as_stop)),
+        Defect("stop_ignored", "LLMOS-INF-004", request=_request_json(lambda d: d.pop("stop", None))),
+        Defect("n_ignored", "LLMOS-INF-005", request=_request_json(lambda d: d.pop("n", None))),
+        Defect("choice_index_from_1", "LLMOS-INF-005", response=_on_json(_shift_indices)),
+        Defect("created_as_string", "LLMOS-INF-001", response=_on_json(_created_str)),
+        Defect("version_header_missing", "LLMOS-DISC-003", response=_drop_header(b"llmos-version")),
+        Defect("usage_chunk_missing", "LLMOS-STRM-004", response=_on_events(_usage_dropped)),
+        Defect("usage_chunk_duplicated", "LLMOS-STRM-004", response=_on_events(_usage_twice)),
+        Defect("base64_big_endian", "LLMOS-EMB-002", response=_on_json(_big_endian)),
+        Defect("embeddings_reversed", "LLMOS-EMB-001", response=_on_json(_reverse_embeddings)),
+        Defect("unknown_field_ignored", "LLMOS-PARAM-001", request=_drop_unknown),
+        Defect("digest_header_missing", "LLMOS-INF-007", response=_drop_header(b"llmos-model-digest")),
+        Defect("ids_reused", "LLMOS-INF-008", response=_on_json(_reuse_id)),
+        Defect("chunk_created_as_string", "LLMOS-STRM-002", response=_on_chunks(_created_str)),
+        Defect("any_content_type_accepted", "LLMOS-ERR-005", request=_force_json_type),
+        Defect("malformed_json_500", "LLMOS-ERR-003"),  # handled in the layer: answered before the app
+    ]
+    return {d.name: d for d in defects}
+
+
+class DefectLayer:
+    """Wraps the app; with no active defect it passes every message through untouched."""
+
+    def __init__(self, app: ASGIApp, switch: DefectSwitch) -> None:
+        self.app = app
+        self.switch = switch
+        self.defects = build_defects(switch)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        defect = self.defects.get(self.switch.active or "")
+        if scope["type"] != "http" or defect is None:
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        if defect.name == "malformed_json_500" and path in INFERENCE_PATHS and scope["method"] == "POST" and _json(body) is None:
+            error = json.dumps({"error": {"message": "internal error", "type": "server_error", "param": None, "code": "internal_error"}}).encode()
+            await send({"type": "http.response.start", "status": 500, "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(error)).encode())]})
+            await send({"type": "http.response.body", "body": error})
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if defect.request is not None:
+            headers, body = defect.request(path, headers, body)
+        headers["content-length"] = str(len(body))
+        scope = {**scope, "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]}
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        request_doc = _json(body)
+        start: dict[str, Any] = {}
+        out = bytearray()
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            if message["type"] == "http.response.body":
+                out.extend(message.get("body", b""))
+                if message.get("more_body"):
+                    return
+                status, rheaders, rbody = start["status"], list(start.get("headers", [])), bytes(out)
+                if defect.response is not None:
+                    status, rheaders, rbody = defect.response(path, request_doc if isinstance(request_doc, dict) else None, status, rheaders, rbody)
+                rheaders = [(k, v) for k, v in rheaders if k.lower() != b"content-length"] + [(b"content-length", str(len(rbody)).encode())]
+                await send({"type": "http.response.start", "status": status, "headers": rheaders})
+                await send({"type": "http.response.body", "body": rbody})
+                return
+            await send(message)
+
+        await self.app(scope, replay, capture)
