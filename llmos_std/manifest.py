@@ -182,6 +182,11 @@ class PackageManifest(WireModel):
         return self
 
     def digest(self) -> str:
+        """The package digest of this manifest serialised with every field present, as ``pack`` writes it.
+
+        Identity is defined on the JSON as uploaded: a manifest that omits defaulted fields has the
+        digest of that JSON (:func:`manifest_digest`), which servers keep and serve back unchanged.
+        """
         return manifest_digest(self.model_dump(mode="json"))
 
 

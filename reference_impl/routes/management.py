@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from llmos_std.errors import LLMOSError
 from llmos_std.management import ActivationRecord, DeletedObject, ManagedModel, ManagedModelList
-from llmos_std.manifest import PackageManifest
 from llmos_std.models import DIGEST_PATTERN
 
 from reference_impl.http import Context, Handler, wire_json
@@ -104,7 +103,9 @@ async def get_package(ctx: Context) -> Response:
     manifest = ctx.state.registry.manifest(digest)
     if manifest is None:
         raise LLMOSError("package_not_found", f"no installed package has digest {digest}", param="digest")
-    return wire_json(PackageManifest.model_validate(manifest, strict=False))
+    # Served exactly as installed: the digest covers the uploaded JSON, so re-serialising through the
+    # model (which adds defaulted fields) would hand back a manifest whose digest is not `digest`.
+    return JSONResponse(manifest)
 
 
 HANDLERS: dict[str, Handler] = {

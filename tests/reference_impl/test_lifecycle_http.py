@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from llmos_std.client import APIError, LLMOSClient
+from llmos_std.manifest import manifest_digest
 from llmos_std.packing import pack
 from reference_impl.settings import Settings
 from tests.support.server import running_server
@@ -132,3 +133,19 @@ def test_install_refusals_leave_the_registry_unchanged(tmp_path: Path, tiny_llam
         pickle = http.post("/llmos/v1/packages", json={**manifest, "format": "pytorch-pickle"})
         assert (pickle.status_code, pickle.json()["error"]["code"]) == (400, "format_forbidden")
         assert http.get("/llmos/v1/models").json() == before
+
+
+def test_a_minimal_manifest_is_served_back_as_uploaded(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    """The package digest covers the JSON as uploaded: omitted optional fields stay omitted."""
+    with running_server(Settings(data_dir=tmp_path / "data", models=[tiny_llama_dir])) as srv, \
+            httpx.Client(base_url=srv.base_url, timeout=60) as http:
+        full = pack(tiny_llama_dir, name="minimal", version="1.0.0", out=tmp_path / "pk", license="MIT").model_dump(mode="json")
+        minimal = {key: value for key, value in full.items() if value not in ([], {}, None)}
+        assert set(full) - set(minimal)  # something optional really is left out
+        installed = http.post("/llmos/v1/packages", json=minimal)
+        assert installed.status_code == 201, installed.text
+        digest = installed.json()["digest"]
+        assert digest == manifest_digest(minimal)
+        served = http.get(f"/llmos/v1/packages/{digest}")
+        assert served.status_code == 200 and served.json() == minimal
+        assert manifest_digest(served.json()) == digest
