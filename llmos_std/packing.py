@@ -25,6 +25,7 @@ from llmos_std.errors import ERROR_CODES
 from llmos_std.manifest import (
     MANIFEST_SCHEMA_VERSION,
     FileRole,
+    GenerationDefaults,
     ModelKind,
     PackageManifest,
     WeightsFormat,
@@ -524,6 +525,7 @@ def pack(
     out: Path | None = None,
     license: str | None = None,
     default_license: str | None = None,
+    generation_defaults: GenerationDefaults | None = None,
     allow_pickle: bool = False,
 ) -> PackageManifest:
     """Copy a Hugging Face model directory or one ``.gguf`` file into a package directory with its manifest.
@@ -532,6 +534,8 @@ def pack(
     is assembled in a temporary sibling directory and renamed into place, so a failure leaves nothing behind.
     ``default_license`` applies only when neither ``license`` nor the source (README front matter, GGUF
     metadata) names one; without it such a source is refused, so no package claims a license by accident.
+    ``generation_defaults`` replaces what ``generation_config.json`` suggests: GGUF files carry no sampling
+    advice, so the packager states the model card's recommendation here.
     """
     source = Path(source)
     out = Path(out) if out is not None else default_package_dir(source, name, version)
@@ -596,6 +600,8 @@ def pack(
             "schema_version": MANIFEST_SCHEMA_VERSION, "name": name, "version": version, "format": weights_format,
             "files": entries, "license": license, **inferred,
         }  # fmt: skip
+        if generation_defaults is not None:
+            document["generation_defaults"] = generation_defaults.model_dump(mode="json", exclude_none=True)
         try:
             manifest = PackageManifest.model_validate(document)
         except ValidationError as exc:

