@@ -125,3 +125,21 @@ def test_kill_9_during_upload_then_restart_finds_the_registry_consistent(tmp_pat
         assert len(models) == 1 and models[0]["state"] == "ready"
         name = models[0]["id"]
         assert http.post("/v1/chat/completions", json={"model": name, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}).status_code == 200
+
+
+def test_a_client_that_disconnects_cancels_its_generation(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    with running_server(Settings(data_dir=tmp_path / "data", models=[tiny_llama_dir])) as srv, \
+            httpx.Client(base_url=srv.base_url, timeout=60) as http:
+        version = srv.app.state.registry.versions("tiny-llama")[0]
+        model = srv.app.state.runtime.loaded(version)
+        assert isinstance(model, TextModel)
+        body = {"model": "tiny-llama", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 400, "stream": True}
+        with http.stream("POST", "/v1/chat/completions", json=body) as response:
+            assert response.status_code == 200
+            next(response.iter_raw())  # generation has begun; leaving the block drops the connection
+        deadline = time.monotonic() + 30
+        while model.stats.requests_cancelled < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert model.stats.requests_cancelled == 1
+        assert model.stats.active == 0 and model.stats.tokens_generated < 400
+        assert http.get("/llmos/v1/health/ready").status_code == 200
