@@ -53,7 +53,8 @@ async def _run(concurrency: int, total: int, one: "callable") -> Figures:  # typ
         while queue:
             i = queue.pop()
             start = time.perf_counter()
-            tokens += await one(i)
+            produced = await one(i)  # not `tokens += await ...`: that reads `tokens` before the await
+            tokens += produced
             latencies.append(time.perf_counter() - start)
 
     start = time.perf_counter()
@@ -100,7 +101,7 @@ def main() -> None:
                 asyncio.run(bench_engine(engine_model, 1, 1, 4))  # warm-up
                 asyncio.run(bench_http(srv.base_url, name, 1, 1, 4))
                 for level in args.levels:
-                    total = max(4, 2 * level)
+                    total = max(8, 2 * level)
                     http = asyncio.run(bench_http(srv.base_url, name, level, total, args.max_tokens))
                     raw = asyncio.run(bench_engine(engine_model, level, total, args.max_tokens))
                     ratio = (http.tokens / http.seconds) / (raw.tokens / raw.seconds)
