@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from llmos_std import packing
+from llmos_std import packing, verification
 from llmos_std.export import ExportError, export
 
 
@@ -38,7 +38,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     _require(args.path)
-    manifest = packing.validate(args.path)
+    manifest = verification.validate(args.path)
     print(f"OK {manifest.name}@{manifest.version} {manifest.digest()}")
     return 0
 
@@ -55,7 +55,7 @@ def _pack(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     _require(args.package_dir)
-    result = packing.verify(args.package_dir)
+    result = verification.verify(args.package_dir)
     if result.ok:
         print(f"OK {result.digest}")
         return 0
@@ -67,7 +67,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _digest(args: argparse.Namespace) -> int:
     _require(args.manifest)
-    print(packing.validate(args.manifest).digest())
+    print(verification.validate(args.manifest).digest())
     return 0
 
 
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)
-    except packing.PackageError as exc:
+    except verification.PackageError as exc:
         for problem in exc.problems:
             print(f"{problem} [{exc.code}]", file=sys.stderr)
         _print_error(f"{args.command} failed: {exc.code}")

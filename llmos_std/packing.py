@@ -1,27 +1,22 @@
-"""Local package operations: pack a model directory or GGUF file, validate a manifest, verify a package.
+"""``pack``: a Hugging Face model directory or one GGUF file becomes a package directory with its manifest.
 
-Everything streams (1 MiB chunks), so multi-GB weights cost flat memory; weights headers (safetensors,
-GGUF) are parsed here with the standard library so that the standard never needs an ML framework.
+What the manifest says (kind, format, architecture, context length, license, sampling) is read from the
+source's own files; the package is assembled beside its destination and renamed into place.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shutil
 import stat
-import struct
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal, get_args
+from typing import Literal, get_args
 
 from pydantic import ValidationError
 
-from llmos_std.errors import ERROR_CODES
 from llmos_std.manifest import (
     MANIFEST_SCHEMA_VERSION,
     FileRole,
@@ -34,246 +29,11 @@ from llmos_std.manifest import (
 from llmos_std.models import NAME_PATTERN
 from llmos_std.parameters import Capability
 from llmos_std.semver import is_semver
-
-MANIFEST_NAME = "llmos-package.json"
-CHUNK_SIZE = 1 << 20
-MAX_MANIFEST_BYTES = 16 << 20
-MAX_SAFETENSORS_HEADER = 100_000_000  # the safetensors library's own limit
-
-PackageErrorCode = Literal[
-    "manifest_invalid",
-    "manifest_blob_unknown",
-    "path_invalid",
-    "digest_invalid",
-    "size_invalid",
-    "weights_malformed",
-    "format_forbidden",
-    "architecture_unsupported",
-]
-if not set(get_args(PackageErrorCode)) <= set(ERROR_CODES):  # pragma: no cover - guards the table
-    raise RuntimeError("PackageErrorCode names a code missing from llmos_std.errors")
-
-
-class PackageError(Exception):
-    """A package that cannot be packed, validated or trusted; ``problems`` lists every reason found."""
-
-    def __init__(self, code: PackageErrorCode, problems: list[str]) -> None:
-        super().__init__("; ".join(problems) if problems else code)
-        self.code: PackageErrorCode = code
-        self.problems = list(problems)
-
-
-@dataclass(frozen=True)
-class VerifyProblem:
-    code: PackageErrorCode
-    path: str
-    """The package-relative path of the file at fault."""
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    manifest: PackageManifest
-    digest: str
-    """The package identity (sha256 of the canonical manifest without signatures)."""
-    problems: tuple[VerifyProblem, ...]
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-class _Malformed(Exception):
-    """A weights header that does not parse; the message says where."""
-
-
-# ---------------------------------------------------------------- hashing
-
-
-def _open_nofollow(path: Path) -> BinaryIO:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    return os.fdopen(fd, "rb")
-
-
-def _chunks(stream: BinaryIO) -> Iterator[memoryview]:
-    buffer = bytearray(CHUNK_SIZE)
-    view = memoryview(buffer)
-    while n := stream.readinto(buffer):  # type: ignore[attr-defined]
-        yield view[:n]
-
-
-def hash_file(path: Path) -> tuple[str, int]:
-    """``("sha256:<hex>", size)`` of a file, read in 1 MiB chunks into one reused buffer."""
-    digest = hashlib.sha256()
-    size = 0
-    with _open_nofollow(Path(path)) as stream:
-        for chunk in _chunks(stream):
-            digest.update(chunk)
-            size += len(chunk)
-    return "sha256:" + digest.hexdigest(), size
-
-
-def _copy_hashing(src: Path, dst: Path) -> tuple[str, int]:
-    """Copy and hash in one pass, so the digest describes exactly the bytes written."""
-    digest = hashlib.sha256()
-    size = 0
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with _open_nofollow(src) as source, open(dst, "xb") as target:
-        for chunk in _chunks(source):
-            digest.update(chunk)
-            target.write(chunk)
-            size += len(chunk)
-    return "sha256:" + digest.hexdigest(), size
-
-
-# ---------------------------------------------------------------- weights headers
-
-_ST_DTYPE_BITS = {
-    "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "I16": 16, "U16": 16, "F16": 16,
-    "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "I64": 64, "U64": 64, "F64": 64, "C64": 64,
-    "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
-}  # fmt: skip
-
-
-def _check_safetensors(path: Path) -> None:
-    """Parse a safetensors header and check every tensor's extent; raises ``_Malformed``."""
-    size = path.stat().st_size
-    with _open_nofollow(path) as stream:
-        prefix = stream.read(8)
-        if len(prefix) < 8:
-            raise _Malformed("shorter than the 8-byte safetensors header length")
-        (length,) = struct.unpack("<Q", prefix)
-        if length > MAX_SAFETENSORS_HEADER or 8 + length > size:
-            raise _Malformed(f"header length {length} exceeds the file or the 100 MB limit")
-        raw = stream.read(length)
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _Malformed(f"header is not JSON: {exc}") from None
-    if not isinstance(header, dict):
-        raise _Malformed("header is not a JSON object")
-    data_len = size - 8 - length
-    extents: list[tuple[int, int]] = []
-    for name, info in header.items():
-        if name == "__metadata__":
-            if not isinstance(info, dict) or not all(isinstance(v, str) for v in info.values()):
-                raise _Malformed("__metadata__ must map strings to strings")
-            continue
-        if not isinstance(info, dict):
-            raise _Malformed(f"tensor {name!r}: entry is not an object")
-        dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
-        if dtype not in _ST_DTYPE_BITS:
-            raise _Malformed(f"tensor {name!r}: unknown dtype {dtype!r}")
-        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-            raise _Malformed(f"tensor {name!r}: shape is not a list of non-negative integers")
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)):
-            raise _Malformed(f"tensor {name!r}: data_offsets is not two integers")
-        begin, end = offsets
-        count = 1
-        for dim in shape:
-            count *= dim
-        if not 0 <= begin <= end <= data_len or end - begin != (count * _ST_DTYPE_BITS[dtype] + 7) // 8:
-            raise _Malformed(f"tensor {name!r}: data_offsets {offsets} do not fit its shape and the file")
-        extents.append((begin, end))
-    position = 0
-    for begin, end in sorted(extents):
-        if begin != position:
-            raise _Malformed(f"tensor data has a gap or overlap at byte {position}")
-        position = end
-    if position != data_len:
-        raise _Malformed(f"tensor data covers {position} of {data_len} bytes")
-
-
-_GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
-_GGUF_STRING, _GGUF_ARRAY = 8, 9
-GgufValue = str | int | float | bool
-
-
-class _GgufReader:
-    def __init__(self, stream: BinaryIO, size: int) -> None:
-        self.stream, self.size = stream, size
-
-    def read(self, n: int) -> bytes:
-        data = self.stream.read(n)
-        if len(data) != n:
-            raise _Malformed("GGUF metadata runs past the end of the file")
-        return data
-
-    def unpack(self, fmt: str) -> int:
-        (value,) = struct.unpack(fmt, self.read(struct.calcsize(fmt)))
-        return int(value)
-
-    def count(self, per_item: int) -> int:
-        n = self.unpack("<Q")
-        if n * per_item > self.size - self.stream.tell():
-            raise _Malformed(f"GGUF count {n} exceeds the file")
-        return n
-
-    def string(self) -> str:
-        try:
-            return self.read(self.count(1)).decode("utf-8")
-        except UnicodeDecodeError:
-            raise _Malformed("GGUF string is not UTF-8") from None
-
-    def value(self, kind: int, depth: int = 0) -> GgufValue | None:
-        """A scalar or string value; arrays are skipped (None), as nothing packing needs is an array."""
-        if kind in _GGUF_SCALARS:
-            fmt = _GGUF_SCALARS[kind]
-            (value,) = struct.unpack(fmt, self.read(struct.calcsize(fmt)))
-            return value  # type: ignore[no-any-return]
-        if kind == _GGUF_STRING:
-            return self.string()
-        if kind == _GGUF_ARRAY and depth < 4:
-            item_kind = self.unpack("<I")
-            if item_kind in _GGUF_SCALARS:
-                width = struct.calcsize(_GGUF_SCALARS[item_kind])
-                self.stream.seek(self.count(width) * width, os.SEEK_CUR)
-            else:
-                for _ in range(self.count(8)):
-                    self.value(item_kind, depth + 1)
-            return None
-        raise _Malformed(f"unknown GGUF value type {kind}")
-
-
-def _read_gguf_metadata(path: Path) -> dict[str, GgufValue]:
-    """The scalar and string metadata of a GGUF (v2/v3) file, after checking the tensor table parses."""
-    size = path.stat().st_size
-    with _open_nofollow(path) as stream:
-        reader = _GgufReader(stream, size)
-        if reader.read(4) != b"GGUF":
-            raise _Malformed("missing the GGUF magic bytes")
-        version = reader.unpack("<I")
-        if version not in (2, 3):
-            raise _Malformed(f"unsupported GGUF version {version} (or a big-endian file)")
-        tensors = reader.count(8 + 4 + 4 + 8)
-        entries = reader.count(8 + 4)
-        metadata: dict[str, GgufValue] = {}
-        for _ in range(entries):
-            key = reader.string()
-            value = reader.value(reader.unpack("<I"))
-            if value is not None:
-                metadata[key] = value
-        for _ in range(tensors):
-            reader.string()
-            dims = reader.unpack("<I")
-            if dims > 8:
-                raise _Malformed(f"GGUF tensor with {dims} dimensions")
-            reader.read(8 * dims + 4)
-            if reader.unpack("<Q") > size:
-                raise _Malformed("GGUF tensor offset beyond the file")
-    return metadata
-
+from llmos_std.verification import MANIFEST_NAME, PackageError, copy_hashing, validation_error
+from llmos_std.weightfiles import WEIGHT_SUFFIXES, MalformedWeights, read_gguf_metadata
 
 # ---------------------------------------------------------------- pack
 
-_WEIGHT_SUFFIXES: dict[str, WeightsFormat] = {
-    ".safetensors": "safetensors", ".gguf": "gguf", ".onnx": "onnx", ".onnx_data": "onnx",
-    ".bin": "pytorch-pickle", ".pt": "pytorch-pickle", ".pth": "pytorch-pickle", ".pkl": "pytorch-pickle",
-    ".ckpt": "pytorch-pickle",
-}  # fmt: skip
 _FORMAT_PREFERENCE: tuple[WeightsFormat, ...] = ("safetensors", "gguf", "onnx", "pytorch-pickle")
 # Weights for other frameworks that HF repositories ship next to the PyTorch ones: left out of the package.
 _OTHER_FRAMEWORK_SUFFIXES = (".h5", ".msgpack", ".ot", ".tflite", ".mlmodel")
@@ -346,8 +106,8 @@ def _role(rel: str) -> FileRole | WeightsFormat | Literal["code", "skip"] | None
     suffix = dot + suffix if dot else ""
     if name == "adapter_config.json" or name.startswith("adapter_model."):
         return "adapter"
-    if suffix in _WEIGHT_SUFFIXES:
-        return _WEIGHT_SUFFIXES[suffix]
+    if suffix in WEIGHT_SUFFIXES:
+        return WEIGHT_SUFFIXES[suffix]
     if suffix == ".py":
         return "code"
     if suffix in _OTHER_FRAMEWORK_SUFFIXES or name.endswith(".bin.index.json"):
@@ -473,8 +233,8 @@ def _infer_hf(files: dict[str, Path], roles: dict[str, str]) -> dict[str, object
 
 def _infer_gguf(path: Path) -> tuple[dict[str, object], str | None]:
     try:
-        meta = _read_gguf_metadata(path)
-    except _Malformed as exc:
+        meta = read_gguf_metadata(path)
+    except MalformedWeights as exc:
         raise PackageError("weights_malformed", [f"{path.name}: {exc}"]) from None
     architecture = meta.get("general.architecture")
     if not isinstance(architecture, str) or not architecture:
@@ -580,7 +340,7 @@ def pack(
                 selected[rel] = (files[rel], role)  # type: ignore[assignment]
         inferred = _infer_hf(files, {rel: role for rel, (_, role) in selected.items()})
         found_license = _readme_license(files)
-    pickles = sorted(rel for rel in selected if _WEIGHT_SUFFIXES.get(Path(rel).suffix.lower()) == "pytorch-pickle")
+    pickles = sorted(rel for rel in selected if WEIGHT_SUFFIXES.get(Path(rel).suffix.lower()) == "pytorch-pickle")
     if pickles and not allow_pickle:
         advice = "pickle weights run code when loaded; convert to safetensors or pass --allow-pickle"
         raise PackageError("format_forbidden", [f"{rel}: {advice}" for rel in pickles])
@@ -594,7 +354,7 @@ def pack(
     try:
         entries = []
         for rel, (path, role) in sorted(selected.items()):
-            digest, size = _copy_hashing(path, work / rel)
+            digest, size = copy_hashing(path, work / rel)
             entries.append({"path": rel, "digest": digest, "size": size, "role": role})
         document = {
             "schema_version": MANIFEST_SCHEMA_VERSION, "name": name, "version": version, "format": weights_format,
@@ -605,7 +365,7 @@ def pack(
         try:
             manifest = PackageManifest.model_validate(document)
         except ValidationError as exc:
-            raise _validation_error(exc) from None
+            raise validation_error(exc) from None
         write_manifest(manifest, work / MANIFEST_NAME)
         os.replace(work, out_abs)
     finally:
@@ -622,133 +382,3 @@ def write_manifest(manifest: PackageManifest, path: Path) -> None:
         stream.flush()
         os.fsync(stream.fileno())
     os.replace(tmp, path)
-
-
-# ---------------------------------------------------------------- validate
-
-
-def _problem_code(loc: tuple[int | str, ...]) -> PackageErrorCode:
-    if len(loc) == 3 and loc[0] == "files" and loc[2] == "path":
-        return "path_invalid"
-    if loc and loc[-1] == "digest":
-        return "digest_invalid"
-    return "manifest_invalid"
-
-
-def _validation_error(exc: ValidationError) -> PackageError:
-    codes: set[PackageErrorCode] = set()
-    problems = []
-    for error in exc.errors(include_url=False):
-        loc = tuple(error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
-        problems.append(f"{'.'.join(str(part) for part in loc)}: {message}" if loc else message)
-        codes.add(_problem_code(loc))
-    return PackageError(codes.pop() if len(codes) == 1 else "manifest_invalid", problems)
-
-
-def _reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    keys = [key for key, _ in pairs]
-    duplicates = sorted({key for key in keys if keys.count(key) > 1})
-    if duplicates:
-        raise ValueError(f"duplicate keys {duplicates}")
-    return dict(pairs)
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def validate(path: Path) -> PackageManifest:
-    """Read and validate a manifest file (or a package directory's ``llmos-package.json``)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / MANIFEST_NAME
-    label = path.name
-    if not path.is_file():
-        raise PackageError("manifest_invalid", [f"{label}: no such file"])
-    if path.stat().st_size > MAX_MANIFEST_BYTES:
-        raise PackageError("manifest_invalid", [f"{label}: larger than {MAX_MANIFEST_BYTES} bytes"])
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-        json.loads(text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise PackageError("manifest_invalid", [f"{label}: not valid JSON: {exc}"]) from None
-    try:
-        manifest = PackageManifest.model_validate_json(text)
-    except ValidationError as exc:
-        raise _validation_error(exc) from None
-    listed = [i for i, entry in enumerate(manifest.files) if entry.path.casefold() == MANIFEST_NAME]
-    if listed:
-        raise PackageError("path_invalid", [f"files.{i}.path: the manifest cannot list itself" for i in listed])
-    return manifest
-
-
-# ---------------------------------------------------------------- verify
-
-
-def _scan(package_dir: Path) -> tuple[set[str], list[VerifyProblem]]:
-    """The package's regular files (relative POSIX paths) and a problem for each link or special file."""
-    regular: set[str] = set()
-    problems: list[VerifyProblem] = []
-    for root, dirs, files in os.walk(package_dir, followlinks=False):
-        base = Path(root)
-        for name in sorted(dirs + files):
-            path = base / name
-            rel = path.relative_to(package_dir).as_posix()
-            mode = os.lstat(path).st_mode
-            if stat.S_ISLNK(mode):
-                problems.append(VerifyProblem("path_invalid", rel, "symbolic link; packages hold regular files only"))
-            elif stat.S_ISREG(mode):
-                regular.add(rel)
-            elif not stat.S_ISDIR(mode):
-                problems.append(VerifyProblem("path_invalid", rel, "not a regular file"))
-    return regular, problems
-
-
-def _check_weights(path: Path, rel: str, declared: WeightsFormat | None) -> VerifyProblem | None:
-    fmt = declared or _WEIGHT_SUFFIXES.get(path.suffix.lower())
-    try:
-        if fmt == "safetensors":
-            _check_safetensors(path)
-        elif fmt == "gguf":
-            _read_gguf_metadata(path)
-    except _Malformed as exc:
-        return VerifyProblem("weights_malformed", rel, f"does not parse as {fmt}: {exc}")
-    return None
-
-
-def verify(package_dir: Path) -> VerifyResult:
-    """Validate the manifest, then re-hash every file; the result lists every problem found.
-
-    Raises :class:`PackageError` only when the manifest itself is invalid.
-    """
-    package_dir = Path(package_dir)
-    if (package_dir / MANIFEST_NAME).is_symlink():
-        raise PackageError("path_invalid", [f"{MANIFEST_NAME}: symbolic link; packages hold regular files only"])
-    manifest = validate(package_dir)
-    regular, problems = _scan(package_dir)
-    linked = {p.path for p in problems}
-    listed = {entry.path for entry in manifest.files}
-    for entry in manifest.files:
-        path = package_dir / entry.path
-        if entry.path not in regular:
-            if not any(entry.path == link or entry.path.startswith(link + "/") for link in linked):
-                problems.append(VerifyProblem("manifest_blob_unknown", entry.path, "listed but missing"))
-            continue
-        size = path.stat().st_size
-        if size != entry.size:
-            problems.append(VerifyProblem("size_invalid", entry.path, f"size {size} bytes, manifest says {entry.size}"))
-            continue
-        digest, _ = hash_file(path)
-        if digest != entry.digest:
-            message = f"digest {digest}, manifest says {entry.digest}"
-            problems.append(VerifyProblem("digest_invalid", entry.path, message))
-            continue
-        if entry.role in ("weights", "adapter"):
-            problem = _check_weights(path, entry.path, manifest.format if entry.role == "weights" else None)
-            if problem is not None:
-                problems.append(problem)
-    for rel in sorted(regular - listed - {MANIFEST_NAME}):
-        problems.append(VerifyProblem("path_invalid", rel, "not listed in the manifest"))
-    return VerifyResult(manifest=manifest, digest=manifest.digest(), problems=tuple(problems))

@@ -14,7 +14,6 @@ import re
 import secrets
 import shutil
 import sqlite3
-import struct
 import threading
 import time
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping
@@ -30,10 +29,10 @@ from llmos_std.management import ActivationRecord
 from llmos_std.manifest import PackageManifest, manifest_digest
 from llmos_std.models import DIGEST_PATTERN
 from llmos_std.packages import BlobInfo
+from llmos_std.weightfiles import WEIGHT_SUFFIXES, weights_problem
 
 MANIFEST_NAME = "llmos-package.json"
 CHUNK_SIZE = 1 << 20
-MAX_SAFETENSORS_HEADER = 100_000_000  # the safetensors library's own limit
 MAX_CONFIG_BYTES = 16 << 20
 _DIGEST = re.compile(f"^{DIGEST_PATTERN}$")
 _CODE_SUFFIXES = (".py", ".pyc")
@@ -101,45 +100,6 @@ def _remove(path: Path) -> None:
 
 
 # ---------------------------------------------------------------- content checks
-
-
-def _safetensors_problem(path: Path) -> str | None:
-    """Why ``path`` is not a safetensors file (header length, JSON object header, extents), or None."""
-    size = path.stat().st_size
-    with path.open("rb") as stream:
-        prefix = stream.read(8)
-        if len(prefix) < 8:
-            return "shorter than the 8-byte header length"
-        (length,) = struct.unpack("<Q", prefix)
-        if length > MAX_SAFETENSORS_HEADER or 8 + length > size:
-            return f"header length {length} exceeds the file or the {MAX_SAFETENSORS_HEADER}-byte limit"
-        raw = stream.read(length)
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return "header is not JSON"
-    if not isinstance(header, dict):
-        return "header is not a JSON object"
-    data_len = size - 8 - length
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        offsets = info.get("data_offsets") if isinstance(info, dict) else None
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)):
-            return f"tensor {name!r} has no data_offsets"
-        if not 0 <= offsets[0] <= offsets[1] <= data_len:
-            return f"tensor {name!r}: data_offsets {offsets} outside the file"
-    return None
-
-
-def _gguf_problem(path: Path) -> str | None:
-    with path.open("rb") as stream:
-        head = stream.read(8)
-    if len(head) < 8 or head[:4] != b"GGUF":
-        return "missing the GGUF magic bytes"
-    if struct.unpack("<I", head[4:])[0] not in (2, 3):
-        return "unsupported GGUF version (or a big-endian file)"
-    return None
 
 
 def _has_auto_map(path: Path) -> bool | None:
@@ -435,9 +395,8 @@ class Registry:
                     param=f"files.{i}.path",
                 )
             # Weights parse as the declared format; adapter weights as their suffix says.
-            kind = {"weights": manifest.format, "adapter": name.rsplit(".", 1)[-1]}.get(entry.role)
-            check = {"safetensors": _safetensors_problem, "gguf": _gguf_problem}.get(kind or "")
-            problem = check(blob) if check is not None else None
+            kind = {"weights": manifest.format, "adapter": WEIGHT_SUFFIXES.get(Path(name).suffix)}.get(entry.role)
+            problem = weights_problem(blob, kind)
             if problem is not None:
                 raise LLMOSError("weights_malformed", f"{entry.path}: not {kind}: {problem}", param=f"files.{i}.path")
 

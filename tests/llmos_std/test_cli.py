@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from llmos_std.cli import main
-from llmos_std.packing import MANIFEST_NAME, validate
+from llmos_std.verification import MANIFEST_NAME, validate
 
 REPO = Path(__file__).parents[2]
 
