@@ -37,6 +37,8 @@ class _Slot:
     error: ErrorDetail | None = None
     model: Closable | None = None
     in_flight: int = 0
+    attempt: object | None = None
+    """The load now in progress; a load that outlived ``max_load_seconds`` finds it replaced."""
 
 
 @dataclass
@@ -55,9 +57,10 @@ class Lease:
 
 
 class Runtime:
-    def __init__(self, registry: Registry, loader: Loader) -> None:
+    def __init__(self, registry: Registry, loader: Loader, *, max_load_seconds: float = 300.0) -> None:
         self._registry = registry
         self._loader = loader
+        self._max_load_seconds = max_load_seconds
         self._slots: dict[str, _Slot] = {}
         self._lock = threading.Condition()
         self._threads: list[threading.Thread] = []
@@ -149,17 +152,44 @@ class Runtime:
         thread.start()
 
     def _load_into(self, version: InstalledVersion, slot: _Slot) -> bool:
+        """Load under a deadline: the discovery document promises every load settles in max_load_seconds.
+
+        A loader thread cannot be interrupted, so past the deadline the version is reported failed at
+        once and whatever the late loader returns is closed instead of served.
+        """
+        attempt = object()
+        with self._lock:
+            slot.attempt = attempt
+        deadline = threading.Timer(self._max_load_seconds, self._expire, args=(slot, attempt))
+        deadline.daemon = True
+        deadline.start()
         try:
             model = self._loader(version)
         except Exception as exc:  # noqa: BLE001 - any loader failure is a failed load, reported on the resource
             log.exception("loading %s@%s failed", version.name, version.version)
             with self._lock:
-                self._set(slot, "failed", ErrorDetail(message=f"load failed: {type(exc).__name__}", type="server_error", code="engine_error"))
+                if slot.attempt is attempt:
+                    slot.attempt = None
+                    self._set(slot, "failed", ErrorDetail(message=f"load failed: {type(exc).__name__}", type="server_error", code="engine_error"))
             return False
+        finally:
+            deadline.cancel()
         with self._lock:
-            slot.model = model
-            self._set(slot, "ready")
-        return True
+            if slot.attempt is attempt:
+                slot.attempt = None
+                slot.model = model
+                self._set(slot, "ready")
+                return True
+        log.warning("%s@%s finished loading after its deadline; discarded", version.name, version.version)
+        model.close()
+        return False
+
+    def _expire(self, slot: _Slot, attempt: object) -> None:
+        with self._lock:
+            if slot.attempt is attempt:
+                slot.attempt = None
+                message = f"load did not finish within max_load_seconds ({self._max_load_seconds:g} s)"
+                self._set(slot, "failed", ErrorDetail(message=message, type="server_error", code="engine_error"))
 
     def load(self, version: InstalledVersion, *, wait: bool = False) -> ModelVersion:
         with self._lock:

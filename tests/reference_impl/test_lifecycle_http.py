@@ -6,7 +6,9 @@ import hashlib
 import json
 import shutil
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,6 +16,9 @@ import pytest
 from llmos_std.client import APIError, LLMOSClient
 from llmos_std.manifest import manifest_digest
 from llmos_std.packing import pack
+from reference_impl.app import engine_loader
+from reference_impl.registry import InstalledVersion, Registry
+from reference_impl.runtime import Closable, Loader
 from reference_impl.settings import Settings
 from tests.support.server import running_server
 
@@ -149,3 +154,41 @@ def test_a_minimal_manifest_is_served_back_as_uploaded(tmp_path: Path, tiny_llam
         served = http.get(f"/llmos/v1/packages/{digest}")
         assert served.status_code == 200 and served.json() == minimal
         assert manifest_digest(served.json()) == digest
+
+
+def _slow_first_load(name: str, version: str, seconds: float) -> Any:
+    """The real engine loader, except that the first load of name@version stalls for ``seconds``."""
+
+    def make(registry: Registry, settings: Settings) -> Loader:
+        real = engine_loader(registry, settings)
+        stalled: list[str] = []
+
+        def load(installed: InstalledVersion) -> Closable:
+            if (installed.name, installed.version) == (name, version) and not stalled:
+                stalled.append(installed.digest)
+                time.sleep(seconds)
+            return real(installed)
+
+        return load
+
+    return make
+
+
+def test_a_load_past_max_load_seconds_fails_and_the_active_version_keeps_serving(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", models=[tiny_llama_dir])
+    settings.limits.max_load_seconds = 1
+    with running_server(settings, loader=_slow_first_load("tiny-llama", "2.0.0", 3.0)) as srv, \
+            LLMOSClient(srv.base_url) as api, httpx.Client(base_url=srv.base_url, timeout=60) as http:
+        v1 = api.get_managed_model("tiny-llama").versions[0]
+        pack(tiny_llama_dir, name="tiny-llama", version="2.0.0", out=tmp_path / "p2", license="MIT")
+        api.upload_package(tmp_path / "p2")
+        assert api.activate("tiny-llama", "2.0.0").state == "loading"
+        late = api.wait_for_version("tiny-llama", "2.0.0", timeout=30)
+        assert late.state == "failed" and late.error is not None and "max_load_seconds" in late.error.message
+        assert _chat(http, "tiny-llama").headers["llmos-model-digest"] == v1.digest
+        time.sleep(3)  # the stalled loader returns now; what it loaded is discarded, not served
+        assert api.get_model_version("tiny-llama", "2.0.0").state == "failed"
+        assert api.get_managed_model("tiny-llama").active_version == v1.version
+        api.activate("tiny-llama", "2.0.0")  # a second try loads in time
+        assert api.wait_for_version("tiny-llama", "2.0.0", timeout=30).state == "ready"
+        assert api.get_managed_model("tiny-llama").active_version == "2.0.0"
