@@ -87,5 +87,7 @@ def create_app(settings: Settings, *, loader: Callable[[Registry, Settings], Loa
         max_body_bytes=settings.limits.max_body_bytes,
         blob_paths=(f"{LLMOS_BASE}/blobs/",),
         max_blob_bytes=settings.limits.max_blob_bytes,
+        gated_paths=frozenset(op.path for op in OPERATIONS if op.names_serving_model and "{" not in op.path),
+        max_concurrent=settings.limits.max_concurrent,
     )
     return app

@@ -6,6 +6,7 @@ validation are the same for all of them, and the one place errors become respons
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -128,14 +129,23 @@ async def not_found_handler(request: Request, exc: Exception) -> Response:
 
 
 class EdgeMiddleware:
-    """Host allowlist, body-size limit, request ids and the ``LLMOS-Version`` header, before routing."""
+    """Host allowlist, body-size limit, request ids, the ``LLMOS-Version`` header and the concurrency gate.
 
-    def __init__(self, app: ASGIApp, *, allowed_hosts: list[str], max_body_bytes: int, blob_paths: tuple[str, ...], max_blob_bytes: int) -> None:
+    ``max_concurrent`` model-serving requests run at once (a stream holds its place until its last
+    byte); later ones wait their turn rather than pile more rows onto the engine than discovery states.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, allowed_hosts: list[str], max_body_bytes: int, blob_paths: tuple[str, ...], max_blob_bytes: int,
+        gated_paths: frozenset[str], max_concurrent: int,
+    ) -> None:
         self.app = app
         self.allowed_hosts = {h.lower() for h in allowed_hosts}
         self.max_body_bytes = max_body_bytes
         self.blob_paths = blob_paths
         self.max_blob_bytes = max_blob_bytes
+        self.gated_paths = gated_paths
+        self.gate = asyncio.Semaphore(max_concurrent)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -173,7 +183,11 @@ class EdgeMiddleware:
                     raise LLMOSError("payload_too_large", f"the body exceeds {limit} bytes")
             return message
 
-        await self.app(scope, limited_receive, send_with_headers)
+        if scope["path"] in self.gated_paths:
+            async with self.gate:
+                await self.app(scope, limited_receive, send_with_headers)
+        else:
+            await self.app(scope, limited_receive, send_with_headers)
 
 
 async def _send_error(error: LLMOSError, send: Send) -> None:
