@@ -11,6 +11,7 @@ from conformance.checks import Context, check, expect_error, ok_json, run_proper
 from conformance.checks.requests import CAPABILITY_OF, RESPONSE_OF, available_ops, deterministic, gen_ops, generate, minimal_body, post, prompts, texts_of
 from conformance.checks.streams import open_stream
 from conformance.verdicts import CheckFailed, CheckOutcome, Skip
+from conformance.wire import Exchange
 
 DAY = 86_400
 _OPTIONAL: dict[str, st.SearchStrategy[Any]] = {"temperature": st.sampled_from([0, 0.7, 1.0]), "seed": st.integers(0, 2**31 - 1), "top_p": st.sampled_from([0.5, 1.0])}
@@ -283,25 +284,54 @@ def chat_input_forms(ctx: Context) -> CheckOutcome:
 
 @check("context_length_exceeded")
 def context_length_exceeded(ctx: Context) -> CheckOutcome:
+    """Overflow the context by the cheapest route the declared limits leave open.
+
+    Either ``max_tokens`` alone reaches the context, or a long prompt does, or (when the limits allow
+    neither) a prompt within ``max_prompt_tokens`` plus the largest allowed ``max_tokens``. A prompt of
+    N words has at least N tokens; when the tokenizer splits words and the prompt trips
+    ``max_prompt_tokens`` instead, the example is not counted as triggered.
+    """
     count = 0
+    body_limit = ctx.limit("max_body_bytes") or 2**31
     for op in gen_ops(ctx):
         model = ctx.model(CAPABILITY_OF[op])
         context = int(model.get("context_length") or 0)
         max_tokens = ctx.limit("max_tokens")
         max_prompt = ctx.limit("max_prompt_tokens")
         body = minimal_body(op, model["id"])
-        if context and (max_tokens is None or context <= max_tokens):
+        long_prompt_with_budget = False
+        if not context:
+            continue
+        if max_tokens is None or context <= max_tokens:
             body["max_tokens"] = context
-        elif context and (max_prompt is None or context + 8 < max_prompt) and context * 8 < (ctx.limit("max_body_bytes") or 2**31):
-            long = "hello " * (context + 8)
-            body = minimal_body(op, model["id"], long, 1)
+        elif (max_prompt is None or context + 8 < max_prompt) and context * 8 < body_limit:
+            body = minimal_body(op, model["id"], "hello " * (context + 8), 1)
+        elif max_prompt is None or context - max_tokens + 16 <= max_prompt:
+            words = context - max_tokens + 16
+            if words * 8 >= body_limit:
+                continue
+            body = minimal_body(op, model["id"], "hello " * words, max_tokens)
+            long_prompt_with_budget = True
         else:
             continue
-        expect_error(post(ctx, op, body), ("context_length_exceeded",))
+        exchange = post(ctx, op, body)
+        if long_prompt_with_budget and exchange.status == 400 and _error_code(exchange) == "limit_exceeded":
+            continue  # the words tokenized into more than max_prompt_tokens: a limit the server may apply first
+        expect_error(exchange, ("context_length_exceeded",))
         count += 1
     if not count:
         raise Skip("the declared limits refuse every request that would exceed the context length first")
     return CheckOutcome(examples=count, triggered=count)
+
+
+def _error_code(exchange: Exchange) -> str | None:
+    try:
+        body = exchange.json()
+    except CheckFailed:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
 
 
 @check("temperature_zero_greedy")
