@@ -19,7 +19,7 @@ MAX_SAFETENSORS_HEADER = 100_000_000  # the safetensors library's own limit
 WEIGHT_SUFFIXES: dict[str, WeightsFormat] = {
     ".safetensors": "safetensors", ".gguf": "gguf", ".onnx": "onnx", ".onnx_data": "onnx",
     ".bin": "pytorch-pickle", ".pt": "pytorch-pickle", ".pth": "pytorch-pickle", ".pkl": "pytorch-pickle",
-    ".ckpt": "pytorch-pickle",
+    ".pickle": "pytorch-pickle", ".ckpt": "pytorch-pickle",
 }  # fmt: skip
 
 class MalformedWeights(ValueError):

@@ -22,21 +22,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from pydantic import JsonValue, ValidationError
+from pydantic import JsonValue
 
 from llmos_std.errors import LLMOSError
 from llmos_std.management import ActivationRecord
-from llmos_std.manifest import PackageManifest, manifest_digest
+from llmos_std.manifest import PackageManifest
 from llmos_std.models import DIGEST_PATTERN
 from llmos_std.packages import BlobInfo
-from llmos_std.weightfiles import WEIGHT_SUFFIXES, weights_problem
+from llmos_std.verification import CHUNK_SIZE, MANIFEST_NAME
 
-MANIFEST_NAME = "llmos-package.json"
-CHUNK_SIZE = 1 << 20
-MAX_CONFIG_BYTES = 16 << 20
+from reference_impl.admission import admit_blobs, admit_manifest
+
 _DIGEST = re.compile(f"^{DIGEST_PATTERN}$")
-_CODE_SUFFIXES = (".py", ".pyc")
-_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS versions (
@@ -97,53 +94,6 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
-
-
-# ---------------------------------------------------------------- content checks
-
-
-def _has_auto_map(path: Path) -> bool | None:
-    """Whether a JSON config names remote code; None when it is too large to check."""
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        return None
-    try:
-        value = json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return False  # what does not parse cannot be loaded, so it cannot load code either
-    return isinstance(value, dict) and "auto_map" in value
-
-
-def _validation_error(exc: ValidationError) -> LLMOSError:
-    errors = exc.errors(include_url=False)
-    for error in errors:
-        loc = tuple(error["loc"])
-        if len(loc) == 3 and loc[0] == "files" and loc[2] == "path":
-            field = ".".join(str(part) for part in loc)
-            return LLMOSError("path_invalid", f"{field}: {error['msg'].removeprefix('Value error, ')}", param=field)
-    problems = []
-    for error in errors:
-        field = ".".join(str(part) for part in error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
-        problems.append(f"{field}: {message}" if field else message)
-    first = errors[0]
-    param = ".".join(str(part) for part in first["loc"]) or None
-    if param is None and problems[0].startswith("files:"):
-        param = "files"  # the model-level checks (duplicate paths, no weights) are about files
-    return LLMOSError("manifest_invalid", "; ".join(problems[:5]), param=param)
-
-
-def _check_layout(manifest: PackageManifest) -> None:
-    """Paths the package directory cannot hold: the manifest itself, or a file where a folder must be."""
-    folded = {entry.path.casefold() for entry in manifest.files}
-    for i, entry in enumerate(manifest.files):
-        if entry.path.casefold() == MANIFEST_NAME:
-            raise LLMOSError("path_invalid", f"files.{i}.path: the manifest cannot list itself", param=f"files.{i}.path")
-        parts = entry.path.casefold().split("/")
-        for depth in range(1, len(parts)):
-            if "/".join(parts[:depth]) in folded:
-                raise LLMOSError(
-                    "path_invalid", f"files.{i}.path: {entry.path!r} lies under another listed file", param=f"files.{i}.path"
-                )
 
 
 # ---------------------------------------------------------------- blob upload
@@ -328,38 +278,17 @@ class Registry:
 
     def install(self, manifest_json: Mapping[str, JsonValue], *, owner: str) -> tuple[InstalledVersion, bool]:
         """Verify a manifest against the stored blobs and install it; the bool says whether it is new."""
-        manifest, digest = self._validate(manifest_json)
+        manifest, digest = admit_manifest(manifest_json, self.accepted_formats)
         existing = self.find(manifest.name, version=manifest.version)
         if existing is not None:
             return self._same(existing, digest), False
-        self._verify_blobs(manifest)
+        admit_blobs(manifest, self._blob_path)
         text = json.dumps(dict(manifest_json), ensure_ascii=False, allow_nan=False)
         staged = self._materialise(manifest, text)
         try:
             return self._commit(manifest, digest, owner, text, staged)
         finally:
             _remove(staged)
-
-    def _validate(self, manifest_json: Mapping[str, JsonValue]) -> tuple[PackageManifest, str]:
-        try:
-            manifest = PackageManifest.model_validate(dict(manifest_json))
-        except ValidationError as exc:
-            raise _validation_error(exc) from None
-        try:
-            digest = manifest_digest(manifest_json)
-        except (ValueError, TypeError) as exc:
-            raise LLMOSError("manifest_invalid", f"the manifest is not I-JSON: {exc}") from None
-        _check_layout(manifest)
-        if manifest.format not in self.accepted_formats:
-            accepted = ", ".join(sorted(self.accepted_formats))
-            raise LLMOSError("format_forbidden", f"format {manifest.format!r} is not accepted ({accepted})", param="format")
-        for i, entry in enumerate(manifest.files):
-            suffix = "." + entry.path.rsplit(".", 1)[-1].casefold() if "." in entry.path else ""
-            if suffix in _CODE_SUFFIXES:
-                raise LLMOSError("format_forbidden", f"{entry.path}: packages may not contain code", param=f"files.{i}.path")
-            if suffix in _PICKLE_SUFFIXES and "pytorch-pickle" not in self.accepted_formats:
-                raise LLMOSError("format_forbidden", f"{entry.path}: pickle files run code when loaded", param=f"files.{i}.path")
-        return manifest, digest
 
     @staticmethod
     def _same(existing: InstalledVersion, digest: str) -> InstalledVersion:
@@ -370,35 +299,6 @@ class Registry:
                 param="version",
             )
         return existing
-
-    def _verify_blobs(self, manifest: PackageManifest) -> None:
-        missing = [(i, e) for i, e in enumerate(manifest.files) if not self.has_blob(e.digest)]
-        if missing:
-            i, entry = missing[0]
-            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-            raise LLMOSError(
-                "manifest_blob_unknown", f"{entry.path}: blob {entry.digest} is not uploaded{more}", param=f"files.{i}.digest"
-            )
-        for i, entry in enumerate(manifest.files):
-            size = self.blob_size(entry.digest)
-            if size != entry.size:
-                raise LLMOSError(
-                    "digest_invalid", f"{entry.path}: blob {entry.digest} has {size} bytes, the manifest says {entry.size}",
-                    param=f"files.{i}.size",
-                )
-        for i, entry in enumerate(manifest.files):
-            blob = self._blob_path(entry.digest)
-            name = entry.path.rsplit("/", 1)[-1].casefold()
-            if name.endswith("config.json") and _has_auto_map(blob) is not False:
-                raise LLMOSError(
-                    "format_forbidden", f"{entry.path}: auto_map loads code from the package (or the file is too large to check)",
-                    param=f"files.{i}.path",
-                )
-            # Weights parse as the declared format; adapter weights as their suffix says.
-            kind = {"weights": manifest.format, "adapter": WEIGHT_SUFFIXES.get(Path(name).suffix)}.get(entry.role)
-            problem = weights_problem(blob, kind)
-            if problem is not None:
-                raise LLMOSError("weights_malformed", f"{entry.path}: not {kind}: {problem}", param=f"files.{i}.path")
 
     def _materialise(self, manifest: PackageManifest, text: str) -> Path:
         """The package folder, built under ``tmp/``: files hard-linked from blobs (copied where links fail)."""
