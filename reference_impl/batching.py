@@ -3,6 +3,13 @@
 Causal models get continuous batching (new requests are prefilled and merged into the running batch between
 decode steps, rows leave as they finish); seq2seq models get dynamic static batches (arrivals wait for the
 running batch to end). Each row samples with its own torch.Generator, so output never depends on neighbours.
+
+Why not the continuous batching transformers ships (``model.init_continuous_batching()`` /
+``generate_batch``, transformers 5.x): its model runner samples every row of a step with one
+``torch.multinomial`` call on the process RNG, seeded once per manager, and ``do_sample`` is a
+manager-wide setting. A row's tokens would then depend on which other requests share its steps, so
+per-request ``seed`` and the ``determinism: sequential`` claim could not hold, nor could greedy and
+sampled requests share a batch; it also serves decoder-only models only (paged attention), not T5.
 """
 
 from __future__ import annotations
