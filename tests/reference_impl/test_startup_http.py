@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 
+from llmos_std.packing import pack
 from reference_impl.settings import Settings
 from tests.support.server import running_server
 
@@ -31,3 +32,13 @@ def test_a_local_model_becomes_a_package_and_survives_a_restart(tmp_path: Path, 
         assert [(v["digest"], v["state"], v["active"]) for v in again] == [(first[0]["digest"], "ready", True)]
         chat = http.post("/v1/chat/completions", json={"model": "tiny-llama", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3})
         assert chat.status_code == 200 and chat.headers["llmos-model-digest"] == first[0]["digest"]
+
+
+def test_a_package_directory_is_served_under_its_own_name_and_version(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    manifest = pack(tiny_llama_dir, name="packed-llama", version="2.1.0", out=tmp_path / "package", license="MIT")
+    with running_server(Settings(data_dir=tmp_path / "data", models=[tmp_path / "package"])) as srv, \
+            httpx.Client(base_url=srv.base_url, timeout=60) as http:
+        versions = _versions(http, "packed-llama")
+        assert [(v["version"], v["digest"], v["state"]) for v in versions] == [("2.1.0", manifest.digest(), "ready")]
+        chat = http.post("/v1/chat/completions", json={"model": "packed-llama@2.1.0", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
+        assert chat.status_code == 200 and chat.headers["llmos-model-digest"] == manifest.digest()
