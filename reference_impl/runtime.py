@@ -7,6 +7,7 @@ only in memory: loaded models, states between polls, and in-flight counts for dr
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -165,12 +166,15 @@ class Runtime:
         deadline.start()
         try:
             model = self._loader(version)
-        except Exception as exc:  # noqa: BLE001 - any loader failure is a failed load, reported on the resource
-            log.exception("loading %s@%s failed", version.name, version.version)
+        except Exception:  # noqa: BLE001 - any loader failure is a failed load, reported on the resource
+            # The cause (with paths and exception names) goes to the log only; the resource says where to look.
+            reference = secrets.token_hex(6)
+            log.exception("loading %s@%s failed (reference %s)", version.name, version.version, reference)
+            message = f"the model could not be loaded; the server log has the cause under reference {reference}"
             with self._lock:
                 if slot.attempt is attempt:
                     slot.attempt = None
-                    self._set(slot, "failed", ErrorDetail(message=f"load failed: {type(exc).__name__}", type="server_error", code="engine_error"))
+                    self._set(slot, "failed", ErrorDetail(message=message, type="server_error", code="engine_error"))
             return False
         finally:
             deadline.cancel()

@@ -54,6 +54,7 @@ def test_full_lifecycle(tmp_path: Path, tiny_llama_dir: Path) -> None:
         assert started.state == "loading"
         failed = api.wait_for_version(name, "3.0.0", timeout=60)
         assert failed.state == "failed" and failed.error is not None
+        assert not any(leak in failed.error.message for leak in ("Error", "Exception", "Traceback", "/", ".py")), failed.error
         assert api.get_managed_model(name).active_version == v1.version
         assert _chat(http, name).headers["llmos-model-digest"] == v1.digest
 
