@@ -101,7 +101,8 @@ class Wire:
             return self.openai_base + path
         return self.origin + path
 
-    def _headers(self, auth: str | None, content_type: str | None, extra: dict[str, str] | None) -> dict[str, str]:
+    def headers_for(self, auth: str | None, content_type: str | None, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """The headers a request with this auth role and body type carries (credentials included)."""
         headers: dict[str, str] = {}
         key = {"api": self.api_key, "admin": self.admin_key or self.api_key}.get(auth or "", None)
         if key:
@@ -119,7 +120,7 @@ class Wire:
         if json_body is not None:
             content = json.dumps(json_body).encode()
             content_type = content_type or "application/json"
-        sent = self._headers(auth, content_type, headers)
+        sent = self.headers_for(auth, content_type, headers)
         exchange = Exchange(method, self.url(path), sent, content or b"")
         for attempt in range(MAX_RETRIES + 1):
             exchange = Exchange(method, self.url(path), sent, content or b"")

@@ -25,7 +25,8 @@ ALLOWED_FROM: dict[LifecycleAction, frozenset[VersionState]] = {
     "delete": frozenset({"installed", "failed"}),
 }
 """States a version must be in for each action; anything else is 409 ``state_conflict``.
-Deleting the active version is also a conflict: activate another one first."""
+Deleting the active version is also a conflict while the model has other versions: activate another one
+first. The last version of a model can be deleted once unloaded, which removes the model."""
 
 TRANSITIONS: dict[VersionState, frozenset[VersionState]] = {
     "installed": frozenset({"loading"}),

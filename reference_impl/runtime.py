@@ -246,7 +246,8 @@ class Runtime:
         with self._lock:
             self._begin(version, "delete", None)
             active = self._registry.active_version(version.name)
-            if active is not None and active.digest == version.digest:
+            others = [v for v in self._registry.versions(version.name) if v.digest != version.digest]
+            if active is not None and active.digest == version.digest and others:
                 raise LLMOSError("state_conflict", f"{version.name}@{version.version} is the active version; activate another first")
             self._registry.delete_version(version.name, version.version)
             self._slots.pop(version.digest, None)

@@ -1,7 +1,7 @@
-"""model-management and model-packages: listings, conflicts, unknown names, blobs and manifests.
-
-This kit version judges what it can without installing a package of its own: every request it sends
-either fails by requirement or is idempotent (blobs are content-addressed under the run's own bytes).
+"""model-management and model-packages on what the target already holds: listings, conflicts, unknown
+names, blobs and manifests. Every request these checks send either fails by requirement or is idempotent
+(blobs are content-addressed under the run's own bytes); the checks that install and act on a package of
+the kit's own live in management.py, packages.py and statemachine.py.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ def _managed(ctx: Context) -> list[dict[str, Any]]:
 
 
 def _subject(ctx: Context) -> dict[str, Any]:
-    models = _managed(ctx)
+    # The kit's own models come and go with the checks that create them; judge the target's own.
+    models = [m for m in _managed(ctx) if not m["name"].startswith("llmos-conformance-")]
     if ctx.settings.mm_model:
         found = [m for m in models if m["name"] == ctx.settings.mm_model]
         if not found:

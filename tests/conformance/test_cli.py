@@ -39,11 +39,11 @@ def test_unimplemented_checks_are_reported_skipped_with_a_reason() -> None:
         assert result.verdict == "skipped"
 
 
-def test_core_inference_embeddings_checks_are_all_implemented() -> None:
+def test_core_inference_embeddings_management_packages_checks_are_all_implemented() -> None:
     load_checks()
-    # disconnect_cancels (a SHOULD) is the one check of these profiles this kit version leaves out.
-    missing = {c for r in REQUIREMENTS if r.profile in ("core", "inference", "embeddings") for c in r.checks if c not in CHECKS}
-    assert missing <= {"disconnect_cancels"}
+    profiles = ("core", "inference", "embeddings", "model-management", "model-packages")
+    missing = {c for r in REQUIREMENTS if r.profile in profiles for c in r.checks if c not in CHECKS}
+    assert missing == set()
 
 
 # Each row is a different kind of usage or configuration error; all must exit 2, never 0 or 3.

@@ -90,6 +90,18 @@ def test_full_lifecycle(tmp_path: Path, tiny_llama_dir: Path) -> None:
             api.get_managed_model("no-such-model")
         assert unknown.value.code == "model_not_found"
 
+        # The active version is protected while others exist; the last one goes once unloaded, with the model.
+        api.delete_version(name, "3.0.0")
+        with pytest.raises(APIError) as loaded:
+            api.delete_version(name, v1.version)
+        assert loaded.value.code == "state_conflict"
+        api.unload(name, v1.version)
+        assert api.wait_for_version(name, v1.version, timeout=60).state == "installed"
+        api.delete_version(name, v1.version)
+        with pytest.raises(APIError) as removed:
+            api.get_managed_model(name)
+        assert removed.value.code == "model_not_found"
+
 
 def test_unload_drains_in_flight_streams(tmp_path: Path, tiny_llama_dir: Path) -> None:
     with running_server(Settings(data_dir=tmp_path / "data", models=[tiny_llama_dir])) as srv, \

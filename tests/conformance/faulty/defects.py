@@ -6,6 +6,7 @@ Each defect names the requirement it breaks; the proof-of-power test asserts the
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import struct
@@ -16,6 +17,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmos_std.export import schema_files
+from tests.conformance.faulty.lifecycle_defects import Around, Call, around_defects
 
 Headers = list[tuple[bytes, bytes]]
 RequestRewrite = Callable[[str, dict[str, str], bytes], tuple[dict[str, str], bytes]]
@@ -29,6 +31,9 @@ class Defect:
     requirement: str
     request: RequestRewrite | None = None
     response: ResponseRewrite | None = None
+    around: Around | None = None
+    """Runs the buffered request through the app itself (see lifecycle_defects), for paths under ``prefix``."""
+    prefix: str = "/"
 
 
 @dataclass
@@ -234,8 +239,42 @@ def build_defects(switch: DefectSwitch) -> dict[str, Defect]:
         Defect("chunk_created_as_string", "LLMOS-STRM-002", response=_on_chunks(_created_str)),
         Defect("any_content_type_accepted", "LLMOS-ERR-005", request=_force_json_type),
         Defect("malformed_json_500", "LLMOS-ERR-003"),  # handled in the layer: answered before the app
+        Defect("disconnect_ignored", "LLMOS-STRM-006", prefix="/v1/"),  # handled in the layer: the app never hears the client leave
+        *(Defect(name, requirement, around=around, prefix=prefix) for name, requirement, prefix, around in around_defects()),
     ]
     return {d.name: d for d in defects}
+
+
+def _deaf(receive: Receive) -> Receive:
+    """The request body, then silence: the app never learns that the client went away."""
+    done = False
+
+    async def deaf() -> Message:
+        nonlocal done
+        if not done:
+            message = await receive()
+            done = not message.get("more_body")
+            return message
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    return deaf
+
+
+def _mute(send: Send) -> Send:
+    """Forwards to the client while it listens and swallows the failure once it has gone."""
+    gone = False
+
+    async def mute(message: Message) -> None:
+        nonlocal gone
+        if gone:
+            return
+        try:
+            await send(message)
+        except OSError:
+            gone = True
+
+    return mute
 
 
 class DefectLayer:
@@ -252,6 +291,12 @@ class DefectLayer:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
+        if not path.startswith(defect.prefix):
+            await self.app(scope, receive, send)
+            return
+        if defect.name == "disconnect_ignored":
+            await self.app(scope, _deaf(receive), _mute(send))
+            return
         body = b""
         while True:
             message = await receive()
@@ -262,6 +307,12 @@ class DefectLayer:
             error = json.dumps({"error": {"message": "internal error", "type": "server_error", "param": None, "code": "internal_error"}}).encode()
             await send({"type": "http.response.start", "status": 500, "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(error)).encode())]})
             await send({"type": "http.response.body", "body": error})
+            return
+        if defect.around is not None:
+            status, rheaders, rbody = await defect.around(Call(self.app, scope, body))
+            rheaders = [(k, v) for k, v in rheaders if k.lower() != b"content-length"] + [(b"content-length", str(len(rbody)).encode())]
+            await send({"type": "http.response.start", "status": status, "headers": rheaders})
+            await send({"type": "http.response.body", "body": rbody})
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if defect.request is not None:

@@ -1,0 +1,266 @@
+"""model-packages with the kit's own package: install, refusals that change nothing, blob verification,
+forbidden formats, idempotence, interrupted uploads and deletion.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import pickle
+import socket
+import time
+import zipfile
+from typing import Any
+from urllib.parse import urlsplit
+
+from llmos_std.manifest import manifest_digest
+
+from conformance.checks import Context, check, expect_error, expect_status, ok_json
+from conformance.checks.managed import (
+    L,
+    Subject,
+    discard,
+    get_model,
+    install,
+    listing,
+    package,
+    perform,
+    post_manifest,
+    subject,
+    upload,
+    version_path,
+)
+from conformance.package import Package
+from conformance.verdicts import CheckFailed, CheckOutcome, Skip
+
+INTERRUPT_SETTLE_S = 0.3
+"""How long the kit lets the server notice a dropped connection before it looks for leftovers."""
+
+
+def _need_packages(ctx: Context) -> None:
+    if "model-packages" not in ctx.plan.claimed:
+        raise Skip("the target does not claim model-packages")
+
+
+def _fresh(ctx: Context, role: str, version: str = "1.0.0", index: int = 1) -> Package:
+    """A package under a name of its own, blobs uploaded, not installed; removed at the end of the run."""
+    _need_packages(ctx)
+    name = ctx.name(role)
+    ctx.cleanup.append(lambda: discard(ctx, name))
+    pkg = package(ctx, name, version, index=index)
+    upload(ctx, pkg)
+    return pkg
+
+
+def _with_files(manifest: dict[str, Any], change: dict[str, Any], index: int = 0) -> dict[str, Any]:
+    files = [dict(f) for f in manifest["files"]]
+    files[index] = {**files[index], **change}
+    return {**manifest, "files": files}
+
+
+def _weights_index(manifest: dict[str, Any]) -> int:
+    return next(i for i, f in enumerate(manifest["files"]) if f["role"] == "weights")
+
+
+def _refused(ctx: Context, manifest: dict[str, Any], codes: tuple[str, ...]) -> None:
+    """The install is refused with one of ``codes`` and the registry is exactly as it was."""
+    before = listing(ctx)
+    expect_error(post_manifest(ctx, manifest), codes)
+    exchange = ctx.wire.last
+    after = listing(ctx)
+    if after != before:
+        raise CheckFailed("a refused install leaving the registry unchanged", f"{len(before)} models before, {len(after)} after; the listing changed", exchange=exchange)
+
+
+def _absent_blob(ctx: Context, seed: str) -> tuple[bytes, str]:
+    data = f"{ctx.name(seed)} never uploaded\n".encode()
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    expect_status(ctx.wire.request("HEAD", f"{L}/blobs/{digest}", auth="admin"), 404)
+    return data, digest
+
+
+@check("install_package")
+def install_package(ctx: Context) -> CheckOutcome:
+    pkg = _fresh(ctx, "install")
+    try:
+        created = install(ctx, pkg)
+        exchange = ctx.wire.last
+        if (created["name"], created["version"], created["state"]) != (pkg.name, pkg.version, "installed"):
+            raise CheckFailed(f"{pkg.name}@{pkg.version} in state 'installed'", f"{created['name']}@{created['version']} in {created['state']!r}", exchange=exchange)
+        if created["digest"] != manifest_digest(pkg.manifest):
+            raise CheckFailed(f"digest {manifest_digest(pkg.manifest)} (the manifest's package digest)", created["digest"], exchange=exchange)
+        listed = get_model(ctx, pkg.name)
+        if [(v["version"], v["digest"]) for v in listed["versions"]] != [(pkg.version, created["digest"])]:
+            raise CheckFailed(f"{pkg.name} listing exactly the installed version", repr(listed["versions"]), exchange=ctx.wire.last)
+    finally:
+        discard(ctx, pkg.name)
+    return CheckOutcome(examples=1, triggered=1)
+
+
+@check("install_refusals")
+def install_refusals(ctx: Context) -> CheckOutcome:
+    pkg = _fresh(ctx, "refused")
+    manifest = pkg.manifest
+    _data, absent = _absent_blob(ctx, "refused-blob")
+    invalid = {k: v for k, v in manifest.items() if k != "version"}
+    cases: list[tuple[dict[str, Any], tuple[str, ...]]] = [
+        (invalid, ("manifest_invalid",)),  # a required member missing
+        ({**manifest, "version": "one"}, ("manifest_invalid",)),  # not SemVer
+        (_with_files(manifest, {"digest": absent}), ("manifest_blob_unknown",)),
+        (_with_files(manifest, {"path": "../config.json"}), ("path_invalid",)),
+        (_with_files(manifest, {"path": "/etc/config.json"}), ("path_invalid",)),
+        (_with_files(manifest, {"path": "sub/../config.json"}), ("path_invalid",)),
+    ]
+    for body, codes in cases:
+        _refused(ctx, body, codes)
+    expect_error(ctx.wire.request("GET", f"{L}/models/{pkg.name}", auth="admin"), ("model_not_found",))
+    return CheckOutcome(examples=len(cases), triggered=len(cases))
+
+
+@check("install_verifies_blobs")
+def install_verifies_blobs(ctx: Context) -> CheckOutcome:
+    pkg = _fresh(ctx, "verify")
+    manifest = pkg.manifest
+    weights = _weights_index(manifest)
+    # Sizes that do not match the stored blob, one smaller and one larger.
+    for index, delta in ((0, 1), (weights, -1)):
+        size = manifest["files"][index]["size"] + delta
+        _refused(ctx, _with_files(manifest, {"size": size}, index), ("digest_invalid",))
+    # Weights that do not parse as safetensors: a header length far beyond the file.
+    junk = b"\xff" * 8 + b"{}"
+    digest = "sha256:" + hashlib.sha256(junk).hexdigest()
+    put = ctx.wire.request("PUT", f"{L}/blobs/{digest}", content=junk, content_type="application/octet-stream", auth="admin")
+    ok_json(put, "BlobInfo", status=put.status if put.status in (200, 201) else 201)
+    _refused(ctx, _with_files(manifest, {"digest": digest, "size": len(junk)}, weights), ("weights_malformed",))
+    return CheckOutcome(examples=3, triggered=3)
+
+
+def _pickle_checkpoint() -> bytes:
+    """A pickle-based PyTorch checkpoint (a zip holding data.pkl) of an empty state dict: stdlib only."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps({}, protocol=2))
+        archive.writestr("archive/version", "3\n")
+    return buffer.getvalue()
+
+
+@check("format_forbidden")
+def format_forbidden(ctx: Context) -> CheckOutcome:
+    pkg = _fresh(ctx, "pickle")
+    accepted = (ctx.plan.discovery or {}).get("accepted_formats") or []
+    if "pytorch-pickle" in accepted:
+        raise Skip("the target declares pytorch-pickle in accepted_formats, so pickle weights may be installed")
+    data = _pickle_checkpoint()
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    put = ctx.wire.request("PUT", f"{L}/blobs/{digest}", content=data, content_type="application/octet-stream", auth="admin")
+    ok_json(put, "BlobInfo", status=put.status if put.status in (200, 201) else 201)
+    manifest = _with_files(pkg.manifest, {"path": "pytorch_model.bin", "digest": digest, "size": len(data)}, _weights_index(pkg.manifest))
+    manifest = {**manifest, "format": "pytorch-pickle"}
+    _refused(ctx, manifest, ("format_forbidden",))
+    # The same pickle file declared as safetensors weights is pickle-based weights all the same.
+    _refused(ctx, {**manifest, "format": "safetensors"}, ("format_forbidden", "weights_malformed"))
+    return CheckOutcome(examples=2, triggered=2)
+
+
+@check("install_idempotent")
+def install_idempotent(ctx: Context) -> CheckOutcome:
+    pkg = _fresh(ctx, "idempotent")
+    try:
+        first = install(ctx, pkg)
+        again = post_manifest(ctx, pkg.manifest)
+        second = ok_json(again, "ModelVersion", status=200)
+        same = ("digest", "installed_at", "version", "name")
+        if any(first[k] != second[k] for k in same):
+            raise CheckFailed("the repeated install answering with the installed version unchanged", f"{ {k: second[k] for k in same} } after { {k: first[k] for k in same} }", exchange=again)
+        other = {**pkg.manifest, "description": "another package under the same name and version"}
+        _refused(ctx, other, ("already_exists",))
+        model = get_model(ctx, pkg.name)
+        if [(v["version"], v["digest"]) for v in model["versions"]] != [(pkg.version, first["digest"])]:
+            raise CheckFailed(f"{pkg.name}@{pkg.version} installed once, as the first manifest", repr(model["versions"]), exchange=ctx.wire.last)
+    finally:
+        discard(ctx, pkg.name)
+    return CheckOutcome(examples=2, triggered=2)
+
+
+def _interrupted(ctx: Context, method: str, path: str, content_type: str, body: bytes) -> None:
+    """Send a request that declares ``len(body)`` bytes, send half of them, and close the connection."""
+    origin = urlsplit(ctx.wire.origin)
+    host, port = origin.hostname or "127.0.0.1", origin.port or (443 if origin.scheme == "https" else 80)
+    if origin.scheme != "http":
+        raise Skip("interrupted uploads are sent over a raw socket, which the kit does only for http:// targets")
+    headers = {"Host": origin.netloc, **ctx.wire.headers_for("admin", content_type), "Content-Length": str(len(body)), "Connection": "close"}
+    head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    try:
+        with socket.create_connection((host, port), timeout=ctx.settings.timeout) as sock:
+            sock.sendall(head.encode("latin-1") + body[: len(body) // 2])
+            time.sleep(0.05)
+    except OSError as exc:
+        raise CheckFailed("a server that accepts the connection", f"{type(exc).__name__}: {exc}") from None
+    time.sleep(INTERRUPT_SETTLE_S)
+
+
+@check("install_atomic")
+def install_atomic(ctx: Context) -> CheckOutcome:
+    pkg = _fresh(ctx, "atomic")
+    before = listing(ctx)
+    data = b"llmos-conformance interrupted blob " + ctx.name("atomic").encode() + b"\n" * 4096
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    expect_status(ctx.wire.request("HEAD", f"{L}/blobs/{digest}", auth="admin"), 404)
+    _interrupted(ctx, "PUT", f"{L}/blobs/{digest}", "application/octet-stream", data)
+    head = ctx.wire.request("HEAD", f"{L}/blobs/{digest}", auth="admin")
+    if head.status != 404:
+        raise CheckFailed("HEAD 404 for a blob whose upload was interrupted", f"HEAD {head.status}", exchange=head)
+    complete = ctx.wire.request("PUT", f"{L}/blobs/{digest}", content=data, content_type="application/octet-stream", auth="admin")
+    ok_json(complete, "BlobInfo", status=201)  # 200 would say a blob was already stored under the digest
+    _interrupted(ctx, "POST", f"{L}/packages", "application/json", json.dumps(pkg.manifest).encode())
+    after = listing(ctx)
+    if after != before:
+        raise CheckFailed("an interrupted install leaving the registry as it was", "the listing changed", exchange=ctx.wire.last)
+    expect_error(ctx.wire.request("GET", f"{L}/models/{pkg.name}", auth="admin"), ("model_not_found",))
+    return CheckOutcome(examples=2, triggered=2)
+
+
+@check("delete_version")
+def delete_version(ctx: Context) -> CheckOutcome:
+    _need_packages(ctx)
+    subj: Subject = subject(ctx, "delete", count=3)
+    v1, v2, v3 = subj.versions
+    name = subj.name
+
+    def delete(version: str) -> Any:
+        return ctx.wire.request("DELETE", version_path(name, version), auth="admin")
+
+    def refused(version: str, why: str) -> None:
+        before = listing(ctx)
+        exchange = delete(version)
+        if exchange.status == 200:
+            raise CheckFailed(f"deleting {why} refused with 409 state_conflict", "200: it was deleted", exchange=exchange)
+        expect_error(exchange, ("state_conflict",))
+        if listing(ctx) != before:
+            raise CheckFailed(f"the refused delete of {why} changing nothing", "the listing changed", exchange=exchange)
+
+    try:
+        if perform(ctx, name, v2, "activate").resource["state"] != "ready":
+            raise Skip(f"{name}@{v2} does not load on the target")
+        refused(v2, "the active, loaded version")
+        perform(ctx, name, v2, "unload")
+        refused(v2, "the active version while other versions exist")
+        perform(ctx, name, v3, "load")
+        refused(v3, "a loaded version")
+        done = delete(v1)
+        body = ok_json(done, "DeletedObject")
+        if body.get("deleted") is not True:
+            raise CheckFailed("deleted: true", repr(body), exchange=done)
+        expect_error(ctx.wire.request("GET", version_path(name, v1), auth="admin"), ("version_not_found",))
+        model = get_model(ctx, name)
+        if v1 in {v["version"] for v in model["versions"]}:
+            raise CheckFailed(f"{v1} absent from the model's versions", repr([v["version"] for v in model["versions"]]), exchange=ctx.wire.last)
+        everything = ok_json(ctx.wire.request("GET", f"{L}/models", auth="admin"), "ManagedModelList")
+        for listed in everything["data"]:
+            if listed["name"] == name and v1 in {v["version"] for v in listed["versions"]}:
+                raise CheckFailed(f"{v1} absent from GET {L}/models", "still listed", exchange=ctx.wire.last)
+        expect_error(delete(v1), ("version_not_found",))
+    finally:
+        discard(ctx, name)
+    return CheckOutcome(examples=5, triggered=5)
