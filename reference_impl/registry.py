@@ -400,6 +400,8 @@ class Registry:
                 db.execute("DELETE FROM versions WHERE digest = ?", (found.digest,))
                 db.execute("INSERT OR IGNORE INTO blob_gc (blob) SELECT blob FROM version_blobs WHERE package = ?", (found.digest,))
                 db.execute("DELETE FROM version_blobs WHERE package = ?", (found.digest,))
+                # With its last version the model is gone: a later install of the name starts a new history.
+                db.execute("DELETE FROM activations WHERE name = ? AND NOT EXISTS (SELECT 1 FROM versions WHERE name = ?)", (name, name))
             self._manifests.pop(found.digest, None)
             folder = self._packages / found.digest.removeprefix("sha256:")
             doomed = self._tmp / f"deleted-{secrets.token_hex(8)}"

@@ -152,7 +152,7 @@ class Runtime:
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
 
-    def _load_into(self, version: InstalledVersion, slot: _Slot) -> bool:
+    def _load_into(self, version: InstalledVersion, slot: _Slot, *, then_activate: bool = False) -> bool:
         """Load under a deadline: the discovery document promises every load settles in max_load_seconds.
 
         A loader thread cannot be interrupted, so past the deadline the version is reported failed at
@@ -182,6 +182,8 @@ class Runtime:
             if slot.attempt is attempt:
                 slot.attempt = None
                 slot.model = model
+                if then_activate:  # in the same critical section: no reader sees it ready but not yet active
+                    self._registry.record_activation(version.name, version.version)
                 self._set(slot, "ready")
                 return True
         log.warning("%s@%s finished loading after its deadline; discarded", version.name, version.version)
@@ -209,12 +211,7 @@ class Runtime:
                 return self.resource(version)
             slot = self._begin(version, "activate", "loading")
 
-        def work() -> None:
-            if self._load_into(version, slot):
-                with self._lock:
-                    self._registry.record_activation(version.name, version.version)
-
-        self._run(work, f"activate-{version.digest[7:19]}", wait)
+        self._run(lambda: self._load_into(version, slot, then_activate=True), f"activate-{version.digest[7:19]}", wait)
         return self.resource(version)
 
     def rollback(self, name: str, *, wait: bool = False) -> ModelVersion:

@@ -326,6 +326,15 @@ def test_deleted_versions_drop_out_of_active_and_previous(registry: Registry) ->
     assert [r.version for r in registry.history("tiny")] == ["1.0.0", "2.0.0", "3.0.0"]
 
 
+def test_deleting_the_last_version_ends_the_models_history(registry: Registry) -> None:
+    _install(registry, version="1.0.0")
+    registry.record_activation("tiny", "1.0.0")
+    registry.delete_version("tiny", "1.0.0")
+    assert registry.history("tiny") == []
+    _install(registry, version="1.0.0")  # the same package again: installed, not silently active
+    assert registry.active_version("tiny") is None and registry.history("tiny") == []
+
+
 # ---------------------------------------------------------------- delete
 
 
