@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -101,9 +101,15 @@ def bind(op: Operation, handler: Handler) -> Callable[[Request], Awaitable[Respo
         principal = _authenticate(request, op)
         body: BaseModel | None = None
         raw: dict[str, Any] | None = None
-        if op.request_body == "json":
-            body, raw = await _json_body(request, op)
-        return await handler(Context(request, op, body, raw, principal))
+        try:
+            if op.request_body == "json":
+                body, raw = await _json_body(request, op)
+            return await handler(Context(request, op, body, raw, principal))
+        except ClientDisconnect:
+            # The client left mid-body (an aborted upload): handlers already discarded what arrived,
+            # and there is nobody to answer, so this is an event for the log, not a server error.
+            log.info("client disconnected during %s %s (request %s)", op.method, op.path, request.scope.get("llmos.request_id"))
+            return Response(status_code=400)
 
     endpoint.__name__ = op.id
     return endpoint

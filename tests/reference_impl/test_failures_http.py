@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -143,3 +146,38 @@ def test_a_client_that_disconnects_cancels_its_generation(tmp_path: Path, tiny_l
         assert model.stats.requests_cancelled == 1
         assert model.stats.active == 0 and model.stats.tokens_generated < 400
         assert http.get("/llmos/v1/health/ready").status_code == 200
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_an_upload_cut_short_keeps_nothing_and_is_no_server_error(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    data = b"x" * 4096
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    seen = _Records()
+    for name in ("uvicorn.error", "llmos"):
+        logging.getLogger(name).addHandler(seen)
+    try:
+        with running_server(Settings(data_dir=tmp_path / "data", models=[tiny_llama_dir])) as srv, \
+                httpx.Client(base_url=srv.base_url, timeout=30) as http:
+            port = int(srv.base_url.rsplit(":", 1)[1])
+            with socket.create_connection(("127.0.0.1", port)) as raw:
+                head = f"PUT /llmos/v1/blobs/{digest} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: {len(data)}\r\n\r\n"
+                raw.sendall(head.encode() + data[:1000])
+                time.sleep(0.3)  # the server is reading the body when the client goes
+            deadline = time.monotonic() + 10
+            while list((tmp_path / "data" / "registry" / "tmp").iterdir()) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert list((tmp_path / "data" / "registry" / "tmp").iterdir()) == []
+            assert http.head(f"/llmos/v1/blobs/{digest}").status_code == 404
+            assert http.get("/llmos/v1/health/ready").status_code == 200
+    finally:
+        for name in ("uvicorn.error", "llmos"):
+            logging.getLogger(name).removeHandler(seen)
+    assert [r.getMessage() for r in seen.records] == []
