@@ -59,7 +59,7 @@ def create_app(settings: Settings, *, loader: Callable[[Registry, Settings], Loa
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        registry = Registry(Path(settings.data_dir) / "registry")
+        registry = Registry(Path(settings.data_dir) / "registry", accepted_formats=settings.accepted_formats)
         runtime = Runtime(registry, loader(registry, settings), max_load_seconds=settings.limits.max_load_seconds)
         app.state.registry = registry
         app.state.runtime = runtime

@@ -6,19 +6,24 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llmos_std.discovery import Limits
+from llmos_std.manifest import WeightsFormat
 
-class Limits(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
-    max_body_bytes: int = 8 * 1024 * 1024
-    max_blob_bytes: int = 8 * 1024 * 1024 * 1024
-    max_tokens: int = 2048
-    max_n: int = 8
-    max_stop: int = 4
-    max_batch: int = 32
-    max_prompt_tokens: int = 8192
-    max_concurrent: int = 64
-    max_load_seconds: int = 300
+class ServerLimits(Limits):
+    """The discovery document's limits, with the reference server's defaults: one definition of each."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
+    max_blob_bytes: int = Field(default=8 * 1024 * 1024 * 1024, ge=1)
+    max_tokens: int = Field(default=2048, ge=1)
+    max_n: int = Field(default=8, ge=1)
+    max_stop: int = Field(default=4, ge=0)
+    max_batch: int = Field(default=32, ge=1)
+    max_prompt_tokens: int = Field(default=8192, ge=1)
+    max_concurrent: int = Field(default=64, ge=1)
+    max_load_seconds: int = Field(default=300, ge=1)
 
 
 class Settings(BaseModel):
@@ -34,7 +39,9 @@ class Settings(BaseModel):
     api_keys: list[str] = Field(default_factory=list)
     """Admin bearer keys; none means local mode without keys (loopback only)."""
     allowed_hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1", "localhost", "[::1]"])
-    limits: Limits = Field(default_factory=Limits)
+    limits: ServerLimits = Field(default_factory=ServerLimits)
+    accepted_formats: frozenset[WeightsFormat] = frozenset({"safetensors", "gguf"})
+    """Weights formats the registry installs and discovery declares (pickle never by default)."""
     engine_max_batch: int = 16
     default_max_tokens: int = 256
     """Completion budget when a request sets none (capped by the context left)."""

@@ -18,7 +18,6 @@ SERVED_PROFILES: tuple[ProfileName, ...] = ("core", "inference", "embeddings", "
 
 async def get_discovery(ctx: Context) -> Response:
     settings = ctx.state.settings
-    limits = settings.limits
     return wire_json(
         DiscoveryDocument(
             standard_version=STANDARD_VERSION,
@@ -26,13 +25,9 @@ async def get_discovery(ctx: Context) -> Response:
             openai_base="/",
             llmos_base=LLMOS_BASE,
             profiles=list(closure(SERVED_PROFILES)),
-            limits=Limits(
-                max_body_bytes=limits.max_body_bytes, max_blob_bytes=limits.max_blob_bytes, max_tokens=limits.max_tokens, max_n=limits.max_n,
-                max_stop=limits.max_stop, max_batch=limits.max_batch, max_prompt_tokens=limits.max_prompt_tokens,
-                max_concurrent=limits.max_concurrent, max_load_seconds=limits.max_load_seconds,
-            ),
+            limits=Limits.model_validate(settings.limits.model_dump()),
             auth=["bearer"] if settings.api_keys else ["none"],
-            accepted_formats=["safetensors", "gguf"],
+            accepted_formats=sorted(settings.accepted_formats),
             architectures=sorted(ctx.state.architectures),
             trust_operations=[],
         )
