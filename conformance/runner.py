@@ -45,7 +45,7 @@ Progress = Callable[[str, int, int], None]
 
 def load_checks() -> dict[str, Any]:
     """Import every check module so that the registry is complete."""
-    from conformance.checks import core, disconnect, embeddings, inference, lifecycle, management, packages, statemachine, streaming  # noqa: F401
+    from conformance.checks import core, disconnect, embeddings, inference, lifecycle, management, overload, packages, statemachine, streaming  # noqa: F401
 
     return dict(CHECKS)
 

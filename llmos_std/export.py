@@ -98,8 +98,8 @@ def _envelope_response(op: Operation, status: int, codes: list[str]) -> dict[str
         response["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
     if status == 401:
         response["headers"] = {"WWW-Authenticate": {"description": "RFC 6750 challenge.", "schema": {"type": "string"}}}
-    if status == 429:
-        response["headers"] = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
+    if status in (429, 503):
+        response["headers"] = {"Retry-After": {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}}}
     return response
 
 

@@ -100,7 +100,7 @@ class Operation:
 
 
 _MODEL_ERRORS = ("model_not_found", "invalid_model_id", "model_not_loaded", "capability_not_supported")
-_GEN_ERRORS = (*_MODEL_ERRORS, "unsupported_parameter", "limit_exceeded", "context_length_exceeded", "engine_error")
+_GEN_ERRORS = (*_MODEL_ERRORS, "unsupported_parameter", "limit_exceeded", "context_length_exceeded", "engine_error", "not_ready")
 _LIFECYCLE_ERRORS = ("model_not_found", "version_not_found", "state_conflict")
 _INSTALL_ERRORS = (
     "manifest_invalid", "manifest_blob_unknown", "path_invalid", "digest_invalid", "weights_malformed",
@@ -109,7 +109,7 @@ _INSTALL_ERRORS = (
 )
 _GEN_REQUIREMENTS = (
     "LLMOS-INF-001", "LLMOS-INF-002", "LLMOS-INF-003", "LLMOS-INF-004", "LLMOS-INF-005", "LLMOS-INF-006",
-    "LLMOS-INF-007", "LLMOS-INF-008", "LLMOS-INF-010", "LLMOS-INF-012", "LLMOS-STRM-001", "LLMOS-STRM-002",
+    "LLMOS-INF-007", "LLMOS-INF-008", "LLMOS-INF-010", "LLMOS-INF-012", "LLMOS-INF-013", "LLMOS-STRM-001", "LLMOS-STRM-002",
     "LLMOS-STRM-003", "LLMOS-STRM-004", "LLMOS-STRM-005", "LLMOS-PARAM-001", "LLMOS-PARAM-002", "LLMOS-PARAM-003",
 )
 M = f"{LLMOS_BASE}/models/{{name}}"
@@ -126,7 +126,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("create_completion", "POST", "/v1/completions", "Text completion (OpenAI-compatible).", "inference", "inference", _GEN_REQUIREMENTS, request=CompletionRequest, request_body="json", response=CompletionResponse, stream_chunk=CompletionChunk, errors=_GEN_ERRORS, names_serving_model=True),
     Operation("create_chat_completion", "POST", "/v1/chat/completions", "Chat completion (OpenAI-compatible).", "inference", "inference", (*_GEN_REQUIREMENTS, "LLMOS-INF-009"), request=ChatCompletionRequest, request_body="json", response=ChatCompletionResponse, stream_chunk=ChatCompletionChunk, errors=_GEN_ERRORS, names_serving_model=True),
     # embeddings
-    Operation("create_embedding", "POST", "/v1/embeddings", "Embeddings (OpenAI-compatible).", "embeddings", "inference", ("LLMOS-EMB-001", "LLMOS-EMB-002", "LLMOS-EMB-003", "LLMOS-EMB-004", "LLMOS-EMB-006", "LLMOS-PARAM-001", "LLMOS-PARAM-002", "LLMOS-PARAM-003"), request=EmbeddingRequest, request_body="json", response=EmbeddingResponse, errors=(*_MODEL_ERRORS, "unsupported_parameter", "limit_exceeded", "context_length_exceeded", "engine_error"), names_serving_model=True),
+    Operation("create_embedding", "POST", "/v1/embeddings", "Embeddings (OpenAI-compatible).", "embeddings", "inference", ("LLMOS-EMB-001", "LLMOS-EMB-002", "LLMOS-EMB-003", "LLMOS-EMB-004", "LLMOS-EMB-006", "LLMOS-INF-013", "LLMOS-PARAM-001", "LLMOS-PARAM-002", "LLMOS-PARAM-003"), request=EmbeddingRequest, request_body="json", response=EmbeddingResponse, errors=(*_MODEL_ERRORS, "unsupported_parameter", "limit_exceeded", "context_length_exceeded", "engine_error", "not_ready"), names_serving_model=True),
     # tasks
     Operation("list_tasks", "GET", f"{LLMOS_BASE}/tasks", "Offered tasks and the models that run them.", "tasks", "tasks", ("LLMOS-TASK-004",), response=TaskList),
     Operation("run_task", "POST", f"{LLMOS_BASE}/tasks/{{task}}", "Run a standard task.", "tasks", "tasks", ("LLMOS-TASK-001", "LLMOS-TASK-002", "LLMOS-TASK-003"), request=TaskRequest, request_body="json", response=TaskResponse, names_serving_model=True, errors=("task_not_found", *_MODEL_ERRORS, "unsupported_parameter", "context_length_exceeded", "engine_error")),

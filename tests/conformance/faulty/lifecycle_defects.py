@@ -156,6 +156,25 @@ def serving_not_switched() -> Around:
     return around
 
 
+def overflow_refused_429() -> Around:
+    """Past the declared max_concurrent, inference is refused 429 without Retry-After: a rate limiter used as a queue."""
+    in_flight = 0
+
+    async def around(call: Call) -> Response:
+        nonlocal in_flight
+        if call.method != "POST":
+            return await call.send()
+        if in_flight >= call.state.settings.limits.max_concurrent:
+            return _error(429, "rate_limited", "too many requests")
+        in_flight += 1
+        try:
+            return await call.send()
+        finally:
+            in_flight -= 1
+
+    return around
+
+
 async def unload_cuts_in_flight(call: Call) -> Response:
     """Unload releases the model at once instead of waiting for the requests still running on it."""
     match = _VERSION.match(call.path)
@@ -275,6 +294,7 @@ def around_defects() -> list[tuple[str, str, str, Around]]:
         ("failed_load_unloads_active", "LLMOS-MGMT-007", "/llmos/", failed_load_unloads_active),
         ("unload_cuts_in_flight", "LLMOS-MGMT-008", "/llmos/", unload_cuts_in_flight),
         ("not_loaded_as_not_found", "LLMOS-MGMT-010", "/v1/", not_loaded_as_not_found),
+        ("overflow_refused_429", "LLMOS-INF-013", "/v1/", overflow_refused_429()),
         ("install_digest_reserialised", "LLMOS-PKG-003", "/llmos/", install_digest_reserialised),
         ("traversal_stored_anyway", "LLMOS-PKG-004", "/llmos/", traversal_stored_anyway),
         ("sizes_unchecked", "LLMOS-PKG-005", "/llmos/", sizes_unchecked),
