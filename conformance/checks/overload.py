@@ -23,7 +23,7 @@ from conformance.wire import Exchange
 
 MAX_SENT = 257
 """The kit sends at most this many requests at once; a larger max_concurrent is not exercised."""
-OVERLAP_TOKENS = 128
+OVERLAP_TOKENS = 32
 """Completion length that keeps every request of the burst busy while the others arrive."""
 
 
