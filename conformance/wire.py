@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from llmos_std.operations import MODEL_DIGEST_HEADER
 from llmos_std.sse import DataEvent, DoneEvent, SSEParser, StreamProtocolError
 
 from conformance.verdicts import CheckFailed
@@ -54,6 +55,12 @@ class Exchange:
     @property
     def done(self) -> bool:
         return any(isinstance(e, DoneEvent) for e in self.events)
+
+    @property
+    def served_digest(self) -> str | None:
+        """The ``LLMOS-Model-Digest`` header: the package that served the request, if the target says."""
+        value = self.headers.get(MODEL_DIGEST_HEADER)
+        return None if value is None else str(value)
 
     def data(self) -> list[Any]:
         return [json.loads(e.data) for e in self.events if isinstance(e, DataEvent)]

@@ -19,7 +19,7 @@ from llmos_std import STANDARD_VERSION
 from llmos_std.discovery import DiscoveryDocument
 from llmos_std.errors import ERROR_CODES, ErrorEnvelope
 from llmos_std.models import ModelObject
-from llmos_std.operations import OPERATIONS, PATH_PARAMS, Operation, error_codes
+from llmos_std.operations import MODEL_DIGEST_HEADER, OPERATIONS, PATH_PARAMS, VERSION_HEADER, Operation, error_codes
 from llmos_std.parameters import DISPOSITIONS
 from llmos_std.profiles import PROFILE_DEPENDS, PROFILE_SUMMARY, PROFILES
 from llmos_std.report import ConformanceReport
@@ -107,9 +107,9 @@ def _operation_object(op: Operation, names: dict[tuple[str, Mode], str]) -> dict
     def ref(model: type[BaseModel], mode: Mode) -> dict[str, str]:
         return {"$ref": "#/components/schemas/" + names[(model.__name__, mode)]}
 
-    success: dict[str, Any] = {"description": op.summary, "headers": {"LLMOS-Version": {"$ref": "#/components/headers/LLMOS-Version"}}}
+    success: dict[str, Any] = {"description": op.summary, "headers": {VERSION_HEADER: {"$ref": f"#/components/headers/{VERSION_HEADER}"}}}
     if op.names_serving_model:
-        success["headers"]["LLMOS-Model-Digest"] = {"$ref": "#/components/headers/LLMOS-Model-Digest"}
+        success["headers"][MODEL_DIGEST_HEADER] = {"$ref": f"#/components/headers/{MODEL_DIGEST_HEADER}"}
     if op.response is not None and op.method != "HEAD":
         mode: Mode = "validation" if (op.response.__name__, "validation") in names else "serialization"
         success["content"] = {"application/json": {"schema": ref(op.response, mode)}}
@@ -188,8 +188,8 @@ def openapi_document() -> dict[str, Any]:
             "schemas": dict(sorted(components.items())),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An LLMOS API key."}},
             "headers": {
-                "LLMOS-Version": {"description": "The standard version the server implements.", "schema": {"type": "string", "pattern": r"^\d+\.\d+$"}},
-                "LLMOS-Model-Digest": {"description": "Package digest of the model that served the request.", "schema": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}},
+                VERSION_HEADER: {"description": "The standard version the server implements.", "schema": {"type": "string", "pattern": r"^\d+\.\d+$"}},
+                MODEL_DIGEST_HEADER: {"description": "Package digest of the model that served the request.", "schema": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}},
             },
         },
     }

@@ -54,6 +54,10 @@ Method = Literal["GET", "HEAD", "POST", "PUT", "DELETE"]
 BodyKind = Literal["none", "json", "bytes", "jsonl"]
 
 LLMOS_BASE = "/llmos/v1"
+VERSION_HEADER = "LLMOS-Version"
+"""On every response: the standard version the server implements."""
+MODEL_DIGEST_HEADER = "LLMOS-Model-Digest"
+"""On every inference response: the package digest of the model that served it."""
 
 PATH_PARAMS: dict[str, str] = {
     "name": r"[a-z0-9](?:[a-z0-9._-]{0,126}[a-z0-9])?",

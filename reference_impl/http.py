@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmos_std import STANDARD_VERSION
 from llmos_std.errors import LLMOSError
-from llmos_std.operations import Operation
+from llmos_std.operations import VERSION_HEADER, Operation
 from llmos_std.validation import error_from_validation
 
 log = logging.getLogger("llmos.http")
@@ -164,7 +164,7 @@ class EdgeMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                extra = [(b"llmos-version", STANDARD_VERSION.encode()), (b"x-request-id", request_id.encode())]
+                extra = [(VERSION_HEADER.lower().encode(), STANDARD_VERSION.encode()), (b"x-request-id", request_id.encode())]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from llmos_std.errors import ERROR_CODES
 from llmos_std.models import is_model_id
+from llmos_std.operations import VERSION_HEADER
 from llmos_std.parameters import DISPOSITIONS, disposition_of
 from llmos_std.profiles import closure
 
@@ -49,7 +50,7 @@ def version_header_present(ctx: Context) -> CheckOutcome:
         probes.append(("POST", PATH_OF[op], {"model": ctx.name("absent")}))
     for method, path, body in probes:
         exchange = ctx.wire.request(method, path, json_body=body)
-        seen = exchange.headers.get("llmos-version")
+        seen = exchange.headers.get(VERSION_HEADER)
         if seen != want:
             raise CheckFailed(f"LLMOS-Version: {want}", f"{seen!r} on {method} {path} ({exchange.status})", exchange=exchange)
     return CheckOutcome(examples=len(probes), triggered=len(probes))
@@ -128,11 +129,6 @@ def models_list_valid(ctx: Context) -> CheckOutcome:
     return CheckOutcome(examples=len(body["data"]), triggered=len(body["data"]))
 
 
-def _digest_of(exchange: Exchange) -> str | None:
-    value = exchange.headers.get("llmos-model-digest")
-    return str(value) if value is not None else None
-
-
 @check("unknown_model_404")
 def unknown_model_404(ctx: Context) -> CheckOutcome:
     ops = available_ops(ctx)
@@ -159,8 +155,8 @@ def model_id_syntax(ctx: Context) -> CheckOutcome:
         for ref in (name, f"{name}@{model.get('version')}", f"{name}@{model.get('digest')}"):
             exchange = post(ctx, op, minimal_body(op, ref))
             expect_status(exchange, 200)
-            if _digest_of(exchange) != model.get("digest"):
-                raise CheckFailed(f"served by the active version {model.get('digest')}", f"LLMOS-Model-Digest {_digest_of(exchange)!r}", exchange=exchange)
+            if exchange.served_digest != model.get("digest"):
+                raise CheckFailed(f"served by the active version {model.get('digest')}", f"LLMOS-Model-Digest {exchange.served_digest!r}", exchange=exchange)
             count += 1
     return CheckOutcome(examples=count, triggered=count)
 

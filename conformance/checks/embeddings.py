@@ -128,7 +128,7 @@ def embeddings_dimensions_declared(ctx: Context) -> CheckOutcome:
 def embeddings_digest_header(ctx: Context) -> CheckOutcome:
     model = _model(ctx)
     exchange, _ = _embed(ctx, {"model": model["id"], "input": "hello"})
-    header = exchange.headers.get("llmos-model-digest")
+    header = exchange.served_digest
     if header != model.get("digest"):
         raise CheckFailed(f"LLMOS-Model-Digest: {model.get('digest')}", repr(header), exchange=exchange)
     return CheckOutcome()

@@ -227,11 +227,11 @@ def digest_header_matches(ctx: Context) -> CheckOutcome:
         body = minimal_body(op, model["id"])
         exchange = post(ctx, op, body)
         answer = ok_json(exchange, RESPONSE_OF[op])
-        header = exchange.headers.get("llmos-model-digest")
+        header = exchange.served_digest
         if header is None or header != answer.get("system_fingerprint") or header != model.get("digest"):
             raise CheckFailed(f"LLMOS-Model-Digest = system_fingerprint = {model.get('digest')}", f"header {header!r}, system_fingerprint {answer.get('system_fingerprint')!r}", exchange=exchange)
         stream = open_stream(ctx, op, body)
-        header = stream.exchange.headers.get("llmos-model-digest")
+        header = stream.exchange.served_digest
         if header != model.get("digest"):
             raise CheckFailed(f"LLMOS-Model-Digest {model.get('digest')} on the stream", repr(header), exchange=stream.exchange)
         for payload in stream.payloads:

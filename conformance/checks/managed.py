@@ -153,10 +153,10 @@ def served_digest(ctx: Context, subject: Subject, model_id: str) -> str:
     """The package that answered a request for ``model_id``, by its LLMOS-Model-Digest header."""
     exchange = serve(ctx, subject, model_id)
     ok_json(exchange)
-    digest = exchange.headers.get("llmos-model-digest")
+    digest = exchange.served_digest
     if not digest:
         raise CheckFailed("an LLMOS-Model-Digest header naming the serving package", "none", exchange=exchange)
-    return str(digest)
+    return digest
 
 
 def expect_not_loaded(ctx: Context, subject: Subject, model_id: str) -> None:

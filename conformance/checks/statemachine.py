@@ -196,8 +196,8 @@ def _machine(ctx: Context, tally: Tally) -> type[RuleBasedStateMachine]:
                 expect_error(exchange, ("model_not_loaded",))
             else:
                 ok_json(exchange)
-                if exchange.headers.get("llmos-model-digest") != self.digests[version]:
-                    raise CheckFailed(f"{model_id} served by {version} ({self.digests[version]})", f"LLMOS-Model-Digest {exchange.headers.get('llmos-model-digest')}", exchange=exchange)
+                if exchange.served_digest != self.digests[version]:
+                    raise CheckFailed(f"{model_id} served by {version} ({self.digests[version]})", f"LLMOS-Model-Digest {exchange.served_digest}", exchange=exchange)
 
         # ------------------------------------------------------------ invariants
 

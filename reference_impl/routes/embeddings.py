@@ -10,11 +10,11 @@ from starlette.responses import Response
 
 from llmos_std.errors import LLMOSError
 from llmos_std.inference import Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage
+from llmos_std.operations import MODEL_DIGEST_HEADER
 from llmos_std.parameters import EMBEDDING, gated_fields_in_use
 
 from reference_impl.engine import EmbeddingModel
 from reference_impl.http import Context, Handler, wire_json
-from reference_impl.routes.inference import DIGEST_HEADER
 
 
 def encode_base64(vector: list[float]) -> str:
@@ -50,7 +50,7 @@ async def create_embedding(ctx: Context) -> Response:
     as_base64 = body.encoding_format == "base64"
     data = [Embedding(index=i, embedding=encode_base64(v) if as_base64 else v) for i, v in enumerate(vectors)]
     response = EmbeddingResponse(data=data, model=body.model, usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens))
-    return wire_json(response, headers={DIGEST_HEADER: lease.version.digest})
+    return wire_json(response, headers={MODEL_DIGEST_HEADER: lease.version.digest})
 
 
 HANDLERS: dict[str, Handler] = {"create_embedding": create_embedding}

@@ -31,6 +31,7 @@ from llmos_std.inference import (
     ToolMessage,
     Usage,
 )
+from llmos_std.operations import MODEL_DIGEST_HEADER
 from llmos_std.parameters import CHAT, COMPLETION
 
 from reference_impl.engine import ChatTemplateError, EngineError, TextModel
@@ -38,7 +39,6 @@ from reference_impl.generation import Job, SamplingRequest, check_request, engin
 from reference_impl.http import Context, Handler, wire_json
 from reference_impl.runtime import Lease
 
-DIGEST_HEADER = "LLMOS-Model-Digest"
 
 
 def _sse(payload: BaseModel | dict[str, Any] | str) -> bytes:
@@ -114,7 +114,7 @@ async def _respond(ctx: Context, body: SamplingRequest, operation: str, capabili
         "model": body.model,
         "system_fingerprint": lease.version.digest,
     }
-    headers = {DIGEST_HEADER: lease.version.digest}
+    headers = {MODEL_DIGEST_HEADER: lease.version.digest}
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         stream = _stream(model, jobs, prompt_tokens, meta, include_usage, lease, chat=chat)
