@@ -6,7 +6,6 @@ no transformers) keeps the kit installable anywhere and makes every byte a pure 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import struct
@@ -14,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmos_std.canonical import sha256_digest
 from llmos_std.manifest import MANIFEST_SCHEMA_VERSION, PackageManifest, manifest_digest
 
 FORMAT = "safetensors"
@@ -257,10 +257,6 @@ def _json_bytes(value: Any) -> bytes:
     return (json.dumps(value, indent=2, sort_keys=True) + "\n").encode()
 
 
-def _sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def build(name: str, version: str, *, architecture: str, seed: int, loadable: bool = True) -> Package:
     """One package; ``loadable=False`` declares a hidden size the weights do not have, so it installs but cannot load."""
     spec = ARCHITECTURES[architecture]
@@ -283,7 +279,7 @@ def build(name: str, version: str, *, architecture: str, seed: int, loadable: bo
         "kind": "causal-lm",
         "architecture": architecture,
         "format": FORMAT,
-        "files": [{"path": path, "digest": _sha256(data), "size": len(data), "role": role} for path, (data, role) in files.items()],
+        "files": [{"path": path, "digest": sha256_digest(data), "size": len(data), "role": role} for path, (data, role) in files.items()],
         "capabilities": ["text-generation", "chat"],
         "context_length": {"value": CONTEXT, "source": "config"},
         "license": "CC0-1.0",

@@ -6,9 +6,9 @@ the kit's own live in management.py, packages.py and statemachine.py.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
+from llmos_std.canonical import sha256_digest
 from llmos_std.management import ALLOWED_FROM
 from llmos_std.manifest import manifest_digest
 
@@ -113,13 +113,13 @@ def package_digest_canonical(ctx: Context) -> CheckOutcome:
 
 def _blob(ctx: Context) -> tuple[bytes, str]:
     data = f"{ctx.name('blob')}\n".encode()
-    return data, "sha256:" + hashlib.sha256(data).hexdigest()
+    return data, sha256_digest(data)
 
 
 @check("blob_upload_verified")
 def blob_upload_verified(ctx: Context) -> CheckOutcome:
     data, digest = _blob(ctx)
-    wrong = "sha256:" + hashlib.sha256(data + b"x").hexdigest()
+    wrong = sha256_digest(data + b"x")
     expect_error(ctx.wire.request("PUT", f"{L}/blobs/{wrong}", content=data, content_type="application/octet-stream", auth="admin"), ("digest_invalid",))
     head = ctx.wire.request("HEAD", f"{L}/blobs/{wrong}", auth="admin")
     expect_status(head, 404)
@@ -137,6 +137,6 @@ def blob_head_and_idempotent(ctx: Context) -> CheckOutcome:
         expect_status(put, 201, 200)
     expect_status(put, 200)
     expect_status(ctx.wire.request("HEAD", f"{L}/blobs/{digest}", auth="admin"), 200)
-    absent = "sha256:" + hashlib.sha256(data + b"absent").hexdigest()
+    absent = sha256_digest(data + b"absent")
     expect_status(ctx.wire.request("HEAD", f"{L}/blobs/{absent}", auth="admin"), 404)
     return CheckOutcome(examples=3, triggered=3)

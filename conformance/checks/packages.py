@@ -4,7 +4,6 @@ forbidden formats, idempotence, interrupted uploads and deletion.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import pickle
@@ -14,6 +13,7 @@ import zipfile
 from typing import Any
 from urllib.parse import urlsplit
 
+from llmos_std.canonical import sha256_digest
 from llmos_std.manifest import manifest_digest
 
 from conformance.checks import Context, check, expect_error, expect_status, ok_json
@@ -75,7 +75,7 @@ def _refused(ctx: Context, manifest: dict[str, Any], codes: tuple[str, ...]) -> 
 
 def _absent_blob(ctx: Context, seed: str) -> tuple[bytes, str]:
     data = f"{ctx.name(seed)} never uploaded\n".encode()
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    digest = sha256_digest(data)
     expect_status(ctx.wire.request("HEAD", f"{L}/blobs/{digest}", auth="admin"), 404)
     return data, digest
 
@@ -129,7 +129,7 @@ def install_verifies_blobs(ctx: Context) -> CheckOutcome:
         _refused(ctx, _with_files(manifest, {"size": size}, index), ("digest_invalid",))
     # Weights that do not parse as safetensors: a header length far beyond the file.
     junk = b"\xff" * 8 + b"{}"
-    digest = "sha256:" + hashlib.sha256(junk).hexdigest()
+    digest = sha256_digest(junk)
     put = ctx.wire.request("PUT", f"{L}/blobs/{digest}", content=junk, content_type="application/octet-stream", auth="admin")
     ok_json(put, "BlobInfo", status=put.status if put.status in (200, 201) else 201)
     _refused(ctx, _with_files(manifest, {"digest": digest, "size": len(junk)}, weights), ("weights_malformed",))
@@ -152,7 +152,7 @@ def format_forbidden(ctx: Context) -> CheckOutcome:
     if "pytorch-pickle" in accepted:
         raise Skip("the target declares pytorch-pickle in accepted_formats, so pickle weights may be installed")
     data = _pickle_checkpoint()
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    digest = sha256_digest(data)
     put = ctx.wire.request("PUT", f"{L}/blobs/{digest}", content=data, content_type="application/octet-stream", auth="admin")
     ok_json(put, "BlobInfo", status=put.status if put.status in (200, 201) else 201)
     manifest = _with_files(pkg.manifest, {"path": "pytorch_model.bin", "digest": digest, "size": len(data)}, _weights_index(pkg.manifest))
@@ -205,7 +205,7 @@ def install_atomic(ctx: Context) -> CheckOutcome:
     pkg = _fresh(ctx, "atomic")
     before = listing(ctx)
     data = b"llmos-conformance interrupted blob " + ctx.name("atomic").encode() + b"\n" * 4096
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    digest = sha256_digest(data)
     expect_status(ctx.wire.request("HEAD", f"{L}/blobs/{digest}", auth="admin"), 404)
     _interrupted(ctx, "PUT", f"{L}/blobs/{digest}", "application/octet-stream", data)
     head = ctx.wire.request("HEAD", f"{L}/blobs/{digest}", auth="admin")
