@@ -112,6 +112,13 @@ def _drop_header(name: bytes) -> ResponseRewrite:
     return rewrite
 
 
+async def _send_whole(send: Send, status: int, headers: Headers, body: bytes) -> None:
+    """Send a buffered (possibly rewritten) response, its Content-Length made to match the body."""
+    headers = [(k, v) for k, v in headers if k.lower() != b"content-length"] + [(b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 # ---------------------------------------------------------------- the defects
 
 
@@ -305,14 +312,10 @@ class DefectLayer:
                 break
         if defect.name == "malformed_json_500" and path in INFERENCE_PATHS and scope["method"] == "POST" and _json(body) is None:
             error = json.dumps({"error": {"message": "internal error", "type": "server_error", "param": None, "code": "internal_error"}}).encode()
-            await send({"type": "http.response.start", "status": 500, "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(error)).encode())]})
-            await send({"type": "http.response.body", "body": error})
+            await _send_whole(send, 500, [(b"content-type", b"application/json")], error)
             return
         if defect.around is not None:
-            status, rheaders, rbody = await defect.around(Call(self.app, scope, body))
-            rheaders = [(k, v) for k, v in rheaders if k.lower() != b"content-length"] + [(b"content-length", str(len(rbody)).encode())]
-            await send({"type": "http.response.start", "status": status, "headers": rheaders})
-            await send({"type": "http.response.body", "body": rbody})
+            await _send_whole(send, *await defect.around(Call(self.app, scope, body)))
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if defect.request is not None:
@@ -343,9 +346,7 @@ class DefectLayer:
                 status, rheaders, rbody = start["status"], list(start.get("headers", [])), bytes(out)
                 if defect.response is not None:
                     status, rheaders, rbody = defect.response(path, request_doc if isinstance(request_doc, dict) else None, status, rheaders, rbody)
-                rheaders = [(k, v) for k, v in rheaders if k.lower() != b"content-length"] + [(b"content-length", str(len(rbody)).encode())]
-                await send({"type": "http.response.start", "status": status, "headers": rheaders})
-                await send({"type": "http.response.body", "body": rbody})
+                await _send_whole(send, status, rheaders, rbody)
                 return
             await send(message)
 
