@@ -31,23 +31,17 @@ from llmos_std.report import (
 from llmos_std.requirements import REQUIREMENTS, REQUIREMENTS_BY_ID, Requirement
 
 from conformance import KIT_NAME, KIT_VERSION
-from conformance.checks import CHECKS, Context, registry_checks
+from conformance.context import Context
+from conformance.registry import CHECKS, load_checks, registry_checks
 from conformance.config import KitSettings
 from conformance.plan import Plan, discover
-from conformance.verdicts import CheckFailed, ConfigError, KitError, NotApplicable, Skip
+from conformance.verdicts import CheckFailed, ConfigError, KitError, Skip
 from conformance.wire import redact
 
 NOT_IMPLEMENTED = "not implemented in this kit version"
 VERDICTS: tuple[Verdict, ...] = ("pass", "fail", "unsupported", "skipped", "kit_error")
 
 Progress = Callable[[str, int, int], None]
-
-
-def load_checks() -> dict[str, Any]:
-    """Import every check module so that the registry is complete."""
-    from conformance.checks import core, disconnect, embeddings, inference, lifecycle, management, overload, packages, statemachine, streaming  # noqa: F401
-
-    return dict(CHECKS)
 
 
 def _now() -> str:
@@ -86,9 +80,10 @@ def run_check(name: str, ctx: Context) -> CheckResult:
     reason: str | None = None
     failure: Failure | None = None
     examples = triggered = 0
+    notes: list[str] = []
     try:
         outcome = spec.fn(ctx)
-        verdict, examples, triggered = "pass", outcome.examples, outcome.triggered
+        verdict, examples, triggered, notes = "pass", outcome.examples, outcome.triggered, [redact(n, secrets_) for n in outcome.notes]
     except CheckFailed as exc:
         verdict = "fail"
         exchange = exc.exchange
@@ -101,15 +96,13 @@ def run_check(name: str, ctx: Context) -> CheckResult:
         )
     except Skip as exc:
         verdict, reason = "skipped", redact(str(exc), secrets_)
-    except NotApplicable as exc:
-        verdict, reason = "unsupported", redact(str(exc), secrets_)
     except KitError as exc:
         verdict, reason = "kit_error", redact(str(exc), secrets_)
     except Exception as exc:  # noqa: BLE001 - a bug in a check is the kit's error, never the target's
         frame = traceback.extract_tb(exc.__traceback__)[-1]
         verdict, reason = "kit_error", redact(f"{type(exc).__name__}: {exc} (at {frame.name}:{frame.lineno})", secrets_)
     duration = int((time.monotonic() - started) * 1000)
-    return CheckResult(name=name, verdict=verdict, reason=reason, examples=examples, triggered=triggered, duration_ms=duration, failure=failure)
+    return CheckResult(name=name, verdict=verdict, reason=reason, examples=examples, triggered=triggered, duration_ms=duration, notes=notes, failure=failure)
 
 
 def exit_code_of(requirements: list[RequirementResult], claimed: tuple[ProfileName, ...]) -> int:

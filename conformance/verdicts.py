@@ -29,10 +29,6 @@ class ConfigError(Exception):
     """Usage or configuration error (exit 2), including a MAJOR version mismatch."""
 
 
-class NotApplicable(Exception):
-    """The check tests something the target does not claim."""
-
-
 class Skip(Exception):
     """The check could not be triggered, or needs an input the run lacks; the message is the reason."""
 

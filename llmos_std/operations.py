@@ -36,6 +36,7 @@ from llmos_std.management import DeletedObject, ManagedModel, ManagedModelList, 
 from llmos_std.manifest import PackageManifest
 from llmos_std.models import ModelList
 from llmos_std.packages import BlobInfo
+from llmos_std.parameters import Capability
 from llmos_std.profiles import ProfileName
 from llmos_std.security import (
     ApiKeyList,
@@ -97,6 +98,8 @@ class Operation:
     """Non-envelope responses besides the success one (status, body model, description)."""
     body_error_code: str | None = None
     """When set, the body is validated by the operation itself and refused with this code and finer ones."""
+    capability: Capability | None = None
+    """The model capability the operation needs (the ``model`` it names must claim it)."""
 
     @property
     def path_params(self) -> tuple[str, ...]:
@@ -127,10 +130,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get_health_ready", "GET", f"{LLMOS_BASE}/health/ready", "Readiness: the server can serve requests.", "core", None, ("LLMOS-HLTH-001", "LLMOS-HLTH-002"), response=Health, extra_responses=((503, Health, "Not ready: starting, or a dependency is down."),)),
     Operation("list_models", "GET", "/v1/models", "Servable models with LLMOS fields.", "core", "models:read", ("LLMOS-MOD-001",), response=ModelList),
     # inference
-    Operation("create_completion", "POST", "/v1/completions", "Text completion (OpenAI-compatible).", "inference", "inference", _GEN_REQUIREMENTS, request=CompletionRequest, request_body="json", response=CompletionResponse, stream_chunk=CompletionChunk, errors=_GEN_ERRORS, names_serving_model=True),
-    Operation("create_chat_completion", "POST", "/v1/chat/completions", "Chat completion (OpenAI-compatible).", "inference", "inference", (*_GEN_REQUIREMENTS, "LLMOS-INF-009"), request=ChatCompletionRequest, request_body="json", response=ChatCompletionResponse, stream_chunk=ChatCompletionChunk, errors=_GEN_ERRORS, names_serving_model=True),
+    Operation("create_completion", "POST", "/v1/completions", "Text completion (OpenAI-compatible).", "inference", "inference", _GEN_REQUIREMENTS, request=CompletionRequest, request_body="json", response=CompletionResponse, stream_chunk=CompletionChunk, errors=_GEN_ERRORS, names_serving_model=True, capability="text-generation"),
+    Operation("create_chat_completion", "POST", "/v1/chat/completions", "Chat completion (OpenAI-compatible).", "inference", "inference", (*_GEN_REQUIREMENTS, "LLMOS-INF-009"), request=ChatCompletionRequest, request_body="json", response=ChatCompletionResponse, stream_chunk=ChatCompletionChunk, errors=_GEN_ERRORS, names_serving_model=True, capability="chat"),
     # embeddings
-    Operation("create_embedding", "POST", "/v1/embeddings", "Embeddings (OpenAI-compatible).", "embeddings", "inference", ("LLMOS-EMB-001", "LLMOS-EMB-002", "LLMOS-EMB-003", "LLMOS-EMB-004", "LLMOS-EMB-006", "LLMOS-INF-013", "LLMOS-PARAM-001", "LLMOS-PARAM-002", "LLMOS-PARAM-003"), request=EmbeddingRequest, request_body="json", response=EmbeddingResponse, errors=(*_MODEL_ERRORS, "unsupported_parameter", "limit_exceeded", "context_length_exceeded", "engine_error", "not_ready"), names_serving_model=True),
+    Operation("create_embedding", "POST", "/v1/embeddings", "Embeddings (OpenAI-compatible).", "embeddings", "inference", ("LLMOS-EMB-001", "LLMOS-EMB-002", "LLMOS-EMB-003", "LLMOS-EMB-004", "LLMOS-EMB-006", "LLMOS-INF-013", "LLMOS-PARAM-001", "LLMOS-PARAM-002", "LLMOS-PARAM-003"), request=EmbeddingRequest, request_body="json", response=EmbeddingResponse, errors=(*_MODEL_ERRORS, "unsupported_parameter", "limit_exceeded", "context_length_exceeded", "engine_error", "not_ready"), names_serving_model=True, capability="embeddings"),
     # tasks
     Operation("list_tasks", "GET", f"{LLMOS_BASE}/tasks", "Offered tasks and the models that run them.", "tasks", "tasks", ("LLMOS-TASK-004",), response=TaskList),
     Operation("run_task", "POST", f"{LLMOS_BASE}/tasks/{{task}}", "Run a standard task.", "tasks", "tasks", ("LLMOS-TASK-001", "LLMOS-TASK-002", "LLMOS-TASK-003"), request=TaskRequest, request_body="json", response=TaskResponse, names_serving_model=True, errors=("task_not_found", *_MODEL_ERRORS, "unsupported_parameter", "context_length_exceeded", "engine_error")),

@@ -42,6 +42,8 @@ class CheckResult(WireModel):
     triggered: int = Field(default=0, ge=0)
     """How many examples really exercised the property."""
     duration_ms: int = Field(default=0, ge=0)
+    notes: list[str] = Field(default_factory=list)
+    """What the check measured on the way (e.g. timings, counts), for the reader of the report."""
     failure: Failure | None = None
 
 

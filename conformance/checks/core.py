@@ -15,8 +15,11 @@ from llmos_std.operations import VERSION_HEADER
 from llmos_std.parameters import DISPOSITIONS, disposition_of
 from llmos_std.profiles import closure
 
-from conformance.checks import Context, _schemas, check, expect_error, expect_status, ok_json, run_property, validate
-from conformance.checks.requests import CAPABILITY_OF, PATH_OF, SCHEMA_OF, available_ops, first_op, minimal_body, post, texts_of
+from conformance.context import Context
+from conformance.judging import expect_error, expect_status, ok_json, request_schemas, validate
+from conformance.properties import run_property
+from conformance.registry import check
+from conformance.traffic import CAPABILITY_OF, PATH_OF, SCHEMA_OF, available_ops, first_op, minimal_body, post, texts_of
 from conformance.verdicts import CheckFailed, CheckOutcome, Skip
 from conformance.wire import Exchange
 
@@ -262,7 +265,7 @@ _INVALID_CANDIDATES: st.SearchStrategy[Any] = _SCALARS | st.lists(_SCALARS, max_
 
 
 def _property_schema(op: str, field: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    root = _schemas()[SCHEMA_OF[op] + ".json"]
+    root = request_schemas()[SCHEMA_OF[op] + ".json"]
     return root["properties"][field], root
 
 
@@ -277,12 +280,12 @@ def invalid_requests_400(ctx: Context) -> CheckOutcome:
     ops = available_ops(ctx)
     if not ops:
         raise Skip("no claimed inference or embeddings operation")
-    cases = st.sampled_from(ops).flatmap(lambda op: st.tuples(st.just(op), st.sampled_from(sorted(_schemas()[SCHEMA_OF[op] + ".json"]["properties"]))))
+    cases = st.sampled_from(ops).flatmap(lambda op: st.tuples(st.just(op), st.sampled_from(sorted(request_schemas()[SCHEMA_OF[op] + ".json"]["properties"]))))
     examples = st.tuples(cases, _INVALID_CANDIDATES, st.booleans())
 
     def prop(example: tuple[tuple[str, str], Any, bool]) -> bool:
         (op, field), value, drop = example
-        root = _schemas()[SCHEMA_OF[op] + ".json"]
+        root = request_schemas()[SCHEMA_OF[op] + ".json"]
         body = minimal_body(op, ctx.model(CAPABILITY_OF[op])["id"])
         if drop and field in root.get("required", []):
             body.pop(field, None)
@@ -369,7 +372,7 @@ def unknown_field_refused(ctx: Context) -> CheckOutcome:
 
     def prop(example: tuple[str, str, Any]) -> bool:
         op, field, value = example
-        if disposition_of(op, field) is not None or field in _schemas()[SCHEMA_OF[op] + ".json"]["properties"]:
+        if disposition_of(op, field) is not None or field in request_schemas()[SCHEMA_OF[op] + ".json"]["properties"]:
             return False
         body = {**minimal_body(op, ctx.model(CAPABILITY_OF[op])["id"]), field: value}
         expect_error(post(ctx, op, body), ("unsupported_parameter",), param=field)

@@ -10,8 +10,11 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from conformance.checks import Context, check, expect_error, ok_json, run_property
-from conformance.checks.requests import available_ops, post
+from conformance.context import Context
+from conformance.judging import expect_error, ok_json
+from conformance.properties import run_property
+from conformance.registry import check
+from conformance.traffic import available_ops, post
 from conformance.verdicts import CheckFailed, CheckOutcome, Skip
 
 WORDS = ("alpha", "beta", "the cat sat", "hello world", "embeddings are vectors", "a", "zebra crossing")

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from conformance.checks import CHECKS, registry_checks
+from conformance.registry import CHECKS, registry_checks
 from conformance.cli import main, settings_from_argv
-from conformance.runner import NOT_IMPLEMENTED, _requirement_result, load_checks
+from conformance.registry import load_checks
+from conformance.runner import NOT_IMPLEMENTED, _requirement_result
 from conformance.plan import Plan
 from llmos_std.requirements import REQUIREMENTS
 from tests.support.server import free_port

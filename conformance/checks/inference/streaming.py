@@ -9,9 +9,12 @@ from hypothesis import strategies as st
 
 from llmos_std.sse import DataEvent, DoneEvent
 
-from conformance.checks import Context, check, ok_json, run_property, schema_errors, validate
-from conformance.checks.requests import CAPABILITY_OF, CHUNK_OF, RESPONSE_OF, deterministic, gen_ops, minimal_body, post, prompts, texts_of
-from conformance.checks.streams import Stream, ends_with_done, open_stream
+from conformance.context import Context
+from conformance.judging import ok_json, schema_errors, validate
+from conformance.properties import run_property
+from conformance.registry import check
+from conformance.traffic import CAPABILITY_OF, CHUNK_OF, RESPONSE_OF, deterministic, gen_ops, minimal_body, post, prompts, texts_of
+from conformance.streams import Stream, ends_with_done, open_stream
 from conformance.verdicts import CheckFailed, CheckOutcome, Skip
 
 

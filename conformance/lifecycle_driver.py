@@ -12,28 +12,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmos_std.management import SETTLED_STATES
+from llmos_std.operations import LLMOS_BASE
 
-from conformance.checks import Context, expect_error, ok_json
-from conformance.checks.requests import CAPABILITY_OF, PATH_OF, minimal_body
+from conformance.context import Context
+from conformance.judging import expect_error, ok_json
+from conformance.traffic import CAPABILITY_OF, PATH_OF, minimal_body
 from conformance.package import Package, build, choose
 from conformance.verdicts import CheckFailed, Skip
 from conformance.wire import Exchange
 
-L = "/llmos/v1"
 FAILING_VERSION = "0.0.1-unloadable"
 POLL_FIRST_S = 0.01
 POLL_MAX_S = 0.25
 
 
 def version_path(name: str, version: str) -> str:
-    return f"{L}/models/{name}/versions/{version}"
+    return f"{LLMOS_BASE}/models/{name}/versions/{version}"
 
 
 # ---------------------------------------------------------------- reading
 
 
 def get_model(ctx: Context, name: str) -> dict[str, Any]:
-    return dict(ok_json(ctx.wire.request("GET", f"{L}/models/{name}", auth="admin"), "ManagedModel"))
+    return dict(ok_json(ctx.wire.request("GET", f"{LLMOS_BASE}/models/{name}", auth="admin"), "ManagedModel"))
 
 
 def get_version(ctx: Context, name: str, version: str) -> dict[str, Any]:
@@ -45,7 +46,7 @@ def get_version(ctx: Context, name: str, version: str) -> dict[str, Any]:
 
 def listing(ctx: Context) -> list[Any]:
     """The managed-model list reduced to what a refused or interrupted request must not change."""
-    body = ok_json(ctx.wire.request("GET", f"{L}/models", auth="admin"), "ManagedModelList")
+    body = ok_json(ctx.wire.request("GET", f"{LLMOS_BASE}/models", auth="admin"), "ManagedModelList")
     return sorted(
         (m["name"], m["active_version"], sorted((v["version"], v["digest"], v["state"], v["active"]) for v in m["versions"]),
          [(h["version"], h["digest"]) for h in m["history"]])
@@ -66,7 +67,7 @@ def act(ctx: Context, name: str, version: str, action: str) -> dict[str, Any]:
 
 
 def rollback(ctx: Context, name: str) -> dict[str, Any]:
-    return dict(ok_json(ctx.wire.request("POST", f"{L}/models/{name}/rollback", auth="admin"), "ModelVersion", status=202))
+    return dict(ok_json(ctx.wire.request("POST", f"{LLMOS_BASE}/models/{name}/rollback", auth="admin"), "ModelVersion", status=202))
 
 
 def walk(action: str, before: str) -> list[str]:
@@ -218,14 +219,14 @@ def package(ctx: Context, name: str, version: str, *, index: int, loadable: bool
 def upload(ctx: Context, pkg: Package) -> None:
     """PUT every blob of a package that HEAD does not find (a server may collect blobs of deleted versions)."""
     for digest, data in pkg.blobs().items():
-        if ctx.wire.request("HEAD", f"{L}/blobs/{digest}", auth="admin").status == 200:
+        if ctx.wire.request("HEAD", f"{LLMOS_BASE}/blobs/{digest}", auth="admin").status == 200:
             continue
-        exchange = ctx.wire.request("PUT", f"{L}/blobs/{digest}", content=data, content_type="application/octet-stream", auth="admin")
+        exchange = ctx.wire.request("PUT", f"{LLMOS_BASE}/blobs/{digest}", content=data, content_type="application/octet-stream", auth="admin")
         ok_json(exchange, "BlobInfo", status=exchange.status if exchange.status in (200, 201) else 201)
 
 
 def post_manifest(ctx: Context, manifest: dict[str, Any]) -> Exchange:
-    return ctx.wire.request("POST", f"{L}/packages", json_body=manifest, auth="admin")
+    return ctx.wire.request("POST", f"{LLMOS_BASE}/packages", json_body=manifest, auth="admin")
 
 
 def install(ctx: Context, pkg: Package) -> dict[str, Any]:
@@ -248,7 +249,7 @@ def own_subject(ctx: Context, role: str, *, count: int, failing: bool = False, s
 
 def vendor_subject(ctx: Context, *, count: int, serving: bool) -> Subject:
     name = str(ctx.settings.mm_model)
-    exchange = ctx.wire.request("GET", f"{L}/models/{name}", auth="admin")
+    exchange = ctx.wire.request("GET", f"{LLMOS_BASE}/models/{name}", auth="admin")
     if exchange.status == 404:
         raise Skip(f"--mm-model {name!r} is not installed on the target")
     model = ok_json(exchange, "ManagedModel")
@@ -279,7 +280,7 @@ def _quietly_settle(ctx: Context, name: str, version: str) -> str:
 def discard(ctx: Context, name: str) -> None:
     """Unload and delete every version of one of the kit's models, inactive ones first; best effort."""
     try:
-        exchange = ctx.wire.request("GET", f"{L}/models/{name}", auth="admin")
+        exchange = ctx.wire.request("GET", f"{LLMOS_BASE}/models/{name}", auth="admin")
         if exchange.status != 200:
             return
         versions = sorted(exchange.json()["versions"], key=lambda v: bool(v["active"]))

@@ -6,18 +6,25 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from conformance.checks import Context, ok_json
+from llmos_std.operations import OPERATIONS_BY_ID
+
+from conformance.context import Context
+from conformance.judging import ok_json
 from conformance.verdicts import Skip
 from conformance.wire import Exchange
 
 PROMPTS = ("Once upon a time", "The capital of France is", "hello world", "1, 2, 3, 4,", "The quick brown fox", "def main():")
 prompts = st.sampled_from(PROMPTS)
 
-CAPABILITY_OF = {"create_completion": "text-generation", "create_chat_completion": "chat", "create_embedding": "embeddings"}
-PATH_OF = {"create_completion": "/v1/completions", "create_chat_completion": "/v1/chat/completions", "create_embedding": "/v1/embeddings"}
-SCHEMA_OF = {"create_completion": "CompletionRequest", "create_chat_completion": "ChatCompletionRequest", "create_embedding": "EmbeddingRequest"}
-RESPONSE_OF = {"create_completion": "CompletionResponse", "create_chat_completion": "ChatCompletionResponse", "create_embedding": "EmbeddingResponse"}
-CHUNK_OF = {"create_completion": "CompletionChunk", "create_chat_completion": "ChatCompletionChunk"}
+INFERENCE_OPS = ("create_completion", "create_chat_completion", "create_embedding")
+"""The JSON inference operations, read from the operation table by id."""
+_OPS = {op: OPERATIONS_BY_ID[op] for op in INFERENCE_OPS}
+CAPABILITY_OF: dict[str, str] = {op: str(o.capability) for op, o in _OPS.items()}
+PATH_OF: dict[str, str] = {op: o.path for op, o in _OPS.items()}
+PROFILE_OF: dict[str, str] = {op: o.profile for op, o in _OPS.items()}
+SCHEMA_OF: dict[str, str] = {op: o.request.__name__ for op, o in _OPS.items() if o.request is not None}
+RESPONSE_OF: dict[str, str] = {op: o.response.__name__ for op, o in _OPS.items() if o.response is not None}
+CHUNK_OF: dict[str, str] = {op: o.stream_chunk.__name__ for op, o in _OPS.items() if o.stream_chunk is not None}
 
 
 def minimal_body(op: str, model: str, prompt: str = "hello world", max_tokens: int = 4) -> dict[str, Any]:
@@ -33,8 +40,7 @@ def available_ops(ctx: Context, *, generation_only: bool = False) -> list[str]:
     ops: list[str] = []
     claimed = ctx.plan.claimed
     for op, cap in CAPABILITY_OF.items():
-        profile = "embeddings" if op == "create_embedding" else "inference"
-        if profile in claimed and cap in ctx.plan.models and not (generation_only and op == "create_embedding"):
+        if PROFILE_OF[op] in claimed and cap in ctx.plan.models and not (generation_only and op == "create_embedding"):
             ops.append(op)
     return ops
 

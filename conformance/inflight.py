@@ -16,8 +16,8 @@ import httpx
 
 from llmos_std.sse import DataEvent, DoneEvent, SSEParser, StreamProtocolError
 
-from conformance.checks import Context
-from conformance.checks.requests import PATH_OF
+from conformance.context import Context
+from conformance.traffic import PATH_OF
 from conformance.wire import Exchange
 
 

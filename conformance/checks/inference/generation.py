@@ -7,9 +7,12 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from conformance.checks import Context, check, expect_error, ok_json, run_property
-from conformance.checks.requests import CAPABILITY_OF, RESPONSE_OF, available_ops, deterministic, gen_ops, generate, minimal_body, post, prompts, texts_of
-from conformance.checks.streams import open_stream
+from conformance.context import Context
+from conformance.judging import expect_error, ok_json
+from conformance.properties import run_property
+from conformance.registry import check
+from conformance.traffic import CAPABILITY_OF, RESPONSE_OF, available_ops, deterministic, gen_ops, generate, minimal_body, post, prompts, texts_of
+from conformance.streams import open_stream
 from conformance.verdicts import CheckFailed, CheckOutcome, Skip
 from conformance.wire import Exchange
 

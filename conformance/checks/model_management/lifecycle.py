@@ -11,15 +11,17 @@ from typing import Any
 from llmos_std.canonical import sha256_digest
 from llmos_std.management import ALLOWED_FROM
 from llmos_std.manifest import manifest_digest
+from llmos_std.operations import LLMOS_BASE
 
-from conformance.checks import Context, check, expect_error, expect_status, ok_json
+from conformance.context import Context
+from conformance.judging import expect_error, expect_status, ok_json
+from conformance.registry import check
 from conformance.verdicts import CheckFailed, CheckOutcome, Skip
 
-L = "/llmos/v1"
 
 
 def _managed(ctx: Context) -> list[dict[str, Any]]:
-    body = ok_json(ctx.wire.request("GET", f"{L}/models", auth="admin"), "ManagedModelList")
+    body = ok_json(ctx.wire.request("GET", f"{LLMOS_BASE}/models", auth="admin"), "ManagedModelList")
     return list(body["data"])
 
 
@@ -40,7 +42,7 @@ def _subject(ctx: Context) -> dict[str, Any]:
 def managed_models_listed(ctx: Context) -> CheckOutcome:
     models = _managed(ctx)
     for model in models:
-        exchange = ctx.wire.request("GET", f"{L}/models/{model['name']}", auth="admin")
+        exchange = ctx.wire.request("GET", f"{LLMOS_BASE}/models/{model['name']}", auth="admin")
         one = ok_json(exchange, "ManagedModel")
         if one["name"] != model["name"] or {v["version"] for v in one["versions"]} != {v["version"] for v in model["versions"]}:
             raise CheckFailed("the same versions in the list and the model resource", f"{one['versions']!r}", exchange=exchange)
@@ -55,12 +57,12 @@ def lifecycle_unknown_404(ctx: Context) -> CheckOutcome:
     subject = _subject(ctx)
     absent = ctx.name("absent")
     cases = [
-        ("GET", f"{L}/models/{absent}", "model_not_found"),
-        ("GET", f"{L}/models/{absent}/versions/1.0.0", "model_not_found"),
-        ("POST", f"{L}/models/{absent}/versions/1.0.0/load", "model_not_found"),
-        ("POST", f"{L}/models/{absent}/rollback", "model_not_found"),
-        ("GET", f"{L}/models/{subject['name']}/versions/999.0.0-llmos-conformance", "version_not_found"),
-        ("POST", f"{L}/models/{subject['name']}/versions/999.0.0-llmos-conformance/activate", "version_not_found"),
+        ("GET", f"{LLMOS_BASE}/models/{absent}", "model_not_found"),
+        ("GET", f"{LLMOS_BASE}/models/{absent}/versions/1.0.0", "model_not_found"),
+        ("POST", f"{LLMOS_BASE}/models/{absent}/versions/1.0.0/load", "model_not_found"),
+        ("POST", f"{LLMOS_BASE}/models/{absent}/rollback", "model_not_found"),
+        ("GET", f"{LLMOS_BASE}/models/{subject['name']}/versions/999.0.0-llmos-conformance", "version_not_found"),
+        ("POST", f"{LLMOS_BASE}/models/{subject['name']}/versions/999.0.0-llmos-conformance/activate", "version_not_found"),
     ]
     for method, path, code in cases:
         expect_error(ctx.wire.request(method, path, auth="admin"), (code,))
@@ -75,7 +77,7 @@ def lifecycle_conflicts_409(ctx: Context) -> CheckOutcome:
         for action in ("load", "unload"):
             if version["state"] in ALLOWED_FROM[action] or version["state"] in ("loading", "unloading"):
                 continue
-            path = f"{L}/models/{subject['name']}/versions/{version['version']}"
+            path = f"{LLMOS_BASE}/models/{subject['name']}/versions/{version['version']}"
             expect_error(ctx.wire.request("POST", f"{path}/{action}", auth="admin"), ("state_conflict",))
             after = ok_json(ctx.wire.request("GET", path, auth="admin"), "ModelVersion")
             if after["state"] != version["state"] or after["active"] != version["active"]:
@@ -91,7 +93,7 @@ def get_manifest(ctx: Context) -> CheckOutcome:
     subject = _subject(ctx)
     count = 0
     for version in subject["versions"]:
-        body = ok_json(ctx.wire.request("GET", f"{L}/packages/{version['digest']}", auth="admin"), "PackageManifest")
+        body = ok_json(ctx.wire.request("GET", f"{LLMOS_BASE}/packages/{version['digest']}", auth="admin"), "PackageManifest")
         if (body["name"], body["version"]) != (subject["name"], version["version"]):
             raise CheckFailed(f"the manifest of {subject['name']}@{version['version']}", f"{body['name']}@{body['version']}", exchange=ctx.wire.last)
         count += 1
@@ -103,7 +105,7 @@ def package_digest_canonical(ctx: Context) -> CheckOutcome:
     subject = _subject(ctx)
     count = 0
     for version in subject["versions"]:
-        body = ok_json(ctx.wire.request("GET", f"{L}/packages/{version['digest']}", auth="admin"))
+        body = ok_json(ctx.wire.request("GET", f"{LLMOS_BASE}/packages/{version['digest']}", auth="admin"))
         computed = manifest_digest(body)
         if computed != version["digest"]:
             raise CheckFailed(f"digest {computed} (sha256 of the canonical manifest without signatures)", version["digest"], exchange=ctx.wire.last)
@@ -120,10 +122,10 @@ def _blob(ctx: Context) -> tuple[bytes, str]:
 def blob_upload_verified(ctx: Context) -> CheckOutcome:
     data, digest = _blob(ctx)
     wrong = sha256_digest(data + b"x")
-    expect_error(ctx.wire.request("PUT", f"{L}/blobs/{wrong}", content=data, content_type="application/octet-stream", auth="admin"), ("digest_invalid",))
-    head = ctx.wire.request("HEAD", f"{L}/blobs/{wrong}", auth="admin")
+    expect_error(ctx.wire.request("PUT", f"{LLMOS_BASE}/blobs/{wrong}", content=data, content_type="application/octet-stream", auth="admin"), ("digest_invalid",))
+    head = ctx.wire.request("HEAD", f"{LLMOS_BASE}/blobs/{wrong}", auth="admin")
     expect_status(head, 404)
-    put = ctx.wire.request("PUT", f"{L}/blobs/{digest}", content=data, content_type="application/octet-stream", auth="admin")
+    put = ctx.wire.request("PUT", f"{LLMOS_BASE}/blobs/{digest}", content=data, content_type="application/octet-stream", auth="admin")
     expect_status(put, 201, 200)
     ok_json(put, "BlobInfo", status=put.status)
     return CheckOutcome(examples=2, triggered=2)
@@ -133,10 +135,10 @@ def blob_upload_verified(ctx: Context) -> CheckOutcome:
 def blob_head_and_idempotent(ctx: Context) -> CheckOutcome:
     data, digest = _blob(ctx)
     for _ in range(2):
-        put = ctx.wire.request("PUT", f"{L}/blobs/{digest}", content=data, content_type="application/octet-stream", auth="admin")
+        put = ctx.wire.request("PUT", f"{LLMOS_BASE}/blobs/{digest}", content=data, content_type="application/octet-stream", auth="admin")
         expect_status(put, 201, 200)
     expect_status(put, 200)
-    expect_status(ctx.wire.request("HEAD", f"{L}/blobs/{digest}", auth="admin"), 200)
+    expect_status(ctx.wire.request("HEAD", f"{LLMOS_BASE}/blobs/{digest}", auth="admin"), 200)
     absent = sha256_digest(data + b"absent")
-    expect_status(ctx.wire.request("HEAD", f"{L}/blobs/{absent}", auth="admin"), 404)
+    expect_status(ctx.wire.request("HEAD", f"{LLMOS_BASE}/blobs/{absent}", auth="admin"), 404)
     return CheckOutcome(examples=3, triggered=3)

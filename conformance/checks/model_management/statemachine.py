@@ -18,11 +18,13 @@ from hypothesis.errors import HypothesisException
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
 from llmos_std.management import ALLOWED_FROM, LifecycleAction
+from llmos_std.operations import LLMOS_BASE
 
-from conformance.checks import Context, check, expect_error, ok_json
-from conformance.checks.managed import (
+from conformance.context import Context
+from conformance.judging import expect_error, ok_json
+from conformance.registry import check
+from conformance.lifecycle_driver import (
     FAILING_VERSION,
-    L,
     Subject,
     discard,
     get_model,
@@ -153,7 +155,7 @@ def _machine(ctx: Context, tally: Tally) -> type[RuleBasedStateMachine]:
             self._step("rollback")
             target = self.model.previous()
             if target is None:
-                self._refused("POST", f"{L}/models/{self.name}/rollback", "no_previous_version")
+                self._refused("POST", f"{LLMOS_BASE}/models/{self.name}/rollback", "no_previous_version")
                 return
             answer = rollback(ctx, self.name)
             if answer["version"] != target:
@@ -205,7 +207,7 @@ def _machine(ctx: Context, tally: Tally) -> type[RuleBasedStateMachine]:
         @recorded
         def matches_model(self) -> None:
             if not self.model.states:
-                exchange = ctx.wire.request("GET", f"{L}/models/{self.name}", auth="admin")
+                exchange = ctx.wire.request("GET", f"{LLMOS_BASE}/models/{self.name}", auth="admin")
                 if exchange.status != 404:
                     expect_error(exchange, ("model_not_found",))
                 return

@@ -15,10 +15,12 @@ from urllib.parse import urlsplit
 
 from llmos_std.canonical import sha256_digest
 from llmos_std.manifest import manifest_digest
+from llmos_std.operations import LLMOS_BASE
 
-from conformance.checks import Context, check, expect_error, expect_status, ok_json
-from conformance.checks.managed import (
-    L,
+from conformance.context import Context
+from conformance.judging import expect_error, expect_status, ok_json
+from conformance.registry import check
+from conformance.lifecycle_driver import (
     Subject,
     discard,
     get_model,
@@ -76,7 +78,7 @@ def _refused(ctx: Context, manifest: dict[str, Any], codes: tuple[str, ...]) -> 
 def _absent_blob(ctx: Context, seed: str) -> tuple[bytes, str]:
     data = f"{ctx.name(seed)} never uploaded\n".encode()
     digest = sha256_digest(data)
-    expect_status(ctx.wire.request("HEAD", f"{L}/blobs/{digest}", auth="admin"), 404)
+    expect_status(ctx.wire.request("HEAD", f"{LLMOS_BASE}/blobs/{digest}", auth="admin"), 404)
     return data, digest
 
 
@@ -114,7 +116,7 @@ def install_refusals(ctx: Context) -> CheckOutcome:
     ]
     for body, codes in cases:
         _refused(ctx, body, codes)
-    expect_error(ctx.wire.request("GET", f"{L}/models/{pkg.name}", auth="admin"), ("model_not_found",))
+    expect_error(ctx.wire.request("GET", f"{LLMOS_BASE}/models/{pkg.name}", auth="admin"), ("model_not_found",))
     return CheckOutcome(examples=len(cases), triggered=len(cases))
 
 
@@ -130,7 +132,7 @@ def install_verifies_blobs(ctx: Context) -> CheckOutcome:
     # Weights that do not parse as safetensors: a header length far beyond the file.
     junk = b"\xff" * 8 + b"{}"
     digest = sha256_digest(junk)
-    put = ctx.wire.request("PUT", f"{L}/blobs/{digest}", content=junk, content_type="application/octet-stream", auth="admin")
+    put = ctx.wire.request("PUT", f"{LLMOS_BASE}/blobs/{digest}", content=junk, content_type="application/octet-stream", auth="admin")
     ok_json(put, "BlobInfo", status=put.status if put.status in (200, 201) else 201)
     _refused(ctx, _with_files(manifest, {"digest": digest, "size": len(junk)}, weights), ("weights_malformed",))
     return CheckOutcome(examples=3, triggered=3)
@@ -153,7 +155,7 @@ def format_forbidden(ctx: Context) -> CheckOutcome:
         raise Skip("the target declares pytorch-pickle in accepted_formats, so pickle weights may be installed")
     data = _pickle_checkpoint()
     digest = sha256_digest(data)
-    put = ctx.wire.request("PUT", f"{L}/blobs/{digest}", content=data, content_type="application/octet-stream", auth="admin")
+    put = ctx.wire.request("PUT", f"{LLMOS_BASE}/blobs/{digest}", content=data, content_type="application/octet-stream", auth="admin")
     ok_json(put, "BlobInfo", status=put.status if put.status in (200, 201) else 201)
     manifest = _with_files(pkg.manifest, {"path": "pytorch_model.bin", "digest": digest, "size": len(data)}, _weights_index(pkg.manifest))
     manifest = {**manifest, "format": "pytorch-pickle"}
@@ -206,18 +208,18 @@ def install_atomic(ctx: Context) -> CheckOutcome:
     before = listing(ctx)
     data = b"llmos-conformance interrupted blob " + ctx.name("atomic").encode() + b"\n" * 4096
     digest = sha256_digest(data)
-    expect_status(ctx.wire.request("HEAD", f"{L}/blobs/{digest}", auth="admin"), 404)
-    _interrupted(ctx, "PUT", f"{L}/blobs/{digest}", "application/octet-stream", data)
-    head = ctx.wire.request("HEAD", f"{L}/blobs/{digest}", auth="admin")
+    expect_status(ctx.wire.request("HEAD", f"{LLMOS_BASE}/blobs/{digest}", auth="admin"), 404)
+    _interrupted(ctx, "PUT", f"{LLMOS_BASE}/blobs/{digest}", "application/octet-stream", data)
+    head = ctx.wire.request("HEAD", f"{LLMOS_BASE}/blobs/{digest}", auth="admin")
     if head.status != 404:
         raise CheckFailed("HEAD 404 for a blob whose upload was interrupted", f"HEAD {head.status}", exchange=head)
-    complete = ctx.wire.request("PUT", f"{L}/blobs/{digest}", content=data, content_type="application/octet-stream", auth="admin")
+    complete = ctx.wire.request("PUT", f"{LLMOS_BASE}/blobs/{digest}", content=data, content_type="application/octet-stream", auth="admin")
     ok_json(complete, "BlobInfo", status=201)  # 200 would say a blob was already stored under the digest
-    _interrupted(ctx, "POST", f"{L}/packages", "application/json", json.dumps(pkg.manifest).encode())
+    _interrupted(ctx, "POST", f"{LLMOS_BASE}/packages", "application/json", json.dumps(pkg.manifest).encode())
     after = listing(ctx)
     if after != before:
         raise CheckFailed("an interrupted install leaving the registry as it was", "the listing changed", exchange=ctx.wire.last)
-    expect_error(ctx.wire.request("GET", f"{L}/models/{pkg.name}", auth="admin"), ("model_not_found",))
+    expect_error(ctx.wire.request("GET", f"{LLMOS_BASE}/models/{pkg.name}", auth="admin"), ("model_not_found",))
     return CheckOutcome(examples=2, triggered=2)
 
 
@@ -256,10 +258,10 @@ def delete_version(ctx: Context) -> CheckOutcome:
         model = get_model(ctx, name)
         if v1 in {v["version"] for v in model["versions"]}:
             raise CheckFailed(f"{v1} absent from the model's versions", repr([v["version"] for v in model["versions"]]), exchange=ctx.wire.last)
-        everything = ok_json(ctx.wire.request("GET", f"{L}/models", auth="admin"), "ManagedModelList")
+        everything = ok_json(ctx.wire.request("GET", f"{LLMOS_BASE}/models", auth="admin"), "ManagedModelList")
         for listed in everything["data"]:
             if listed["name"] == name and v1 in {v["version"] for v in listed["versions"]}:
-                raise CheckFailed(f"{v1} absent from GET {L}/models", "still listed", exchange=ctx.wire.last)
+                raise CheckFailed(f"{v1} absent from GET {LLMOS_BASE}/models", "still listed", exchange=ctx.wire.last)
         expect_error(delete(v1), ("version_not_found",))
     finally:
         discard(ctx, name)

@@ -8,10 +8,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from conformance.checks import Context, check, expect_error, ok_json
-from conformance.checks.inflight import start_stream
-from conformance.checks.managed import (
-    L,
+from llmos_std.operations import LLMOS_BASE
+
+from conformance.context import Context
+from conformance.judging import expect_error, ok_json
+from conformance.registry import check
+from conformance.inflight import start_stream
+from conformance.lifecycle_driver import (
     Subject,
     act,
     discard,
@@ -24,7 +27,7 @@ from conformance.checks.managed import (
     settle,
     subject,
 )
-from conformance.checks.requests import minimal_body
+from conformance.traffic import minimal_body
 from conformance.verdicts import CheckFailed, CheckOutcome, Skip
 
 DRAIN_TOKENS = 512
@@ -96,7 +99,7 @@ def rollback_by_history(ctx: Context) -> CheckOutcome:
 
     def refused(expected_active: str | None) -> None:
         before = get_model(ctx, subj.name)
-        expect_error(ctx.wire.request("POST", f"{L}/models/{subj.name}/rollback", auth="admin"), ("no_previous_version",))
+        expect_error(ctx.wire.request("POST", f"{LLMOS_BASE}/models/{subj.name}/rollback", auth="admin"), ("no_previous_version",))
         after = get_model(ctx, subj.name)
         if (after["active_version"], after["history"]) != (before["active_version"], before["history"]) or after["active_version"] != expected_active:
             raise CheckFailed("a refused rollback changing nothing", f"active {before['active_version']} -> {after['active_version']}", exchange=ctx.wire.last)
@@ -229,7 +232,7 @@ def not_loaded_409(ctx: Context) -> CheckOutcome:
             idle = [inactive]
         expect_not_loaded(ctx, subj, f"{subj.name}@{idle[0]}")
         count += 1
-        ok_json(ctx.wire.request("GET", f"{L}/models/{subj.name}", auth="admin"), "ManagedModel")
+        ok_json(ctx.wire.request("GET", f"{LLMOS_BASE}/models/{subj.name}", auth="admin"), "ManagedModel")
         return CheckOutcome(examples=count, triggered=count)
 
     return _owned(ctx, subj, scenario)

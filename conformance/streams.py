@@ -8,8 +8,9 @@ from typing import Any
 
 from llmos_std.sse import DataEvent, DoneEvent
 
-from conformance.checks import Context, expect_status
-from conformance.checks.requests import post
+from conformance.context import Context
+from conformance.judging import expect_status
+from conformance.traffic import post
 from conformance.verdicts import CheckFailed
 from conformance.wire import Exchange
 

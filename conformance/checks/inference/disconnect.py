@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import time
 
-from conformance.checks import Context, check, ok_json
-from conformance.checks.inflight import start_stream
-from conformance.checks.managed import act, discard, ensure, get_version, settle, subject
-from conformance.checks.management import long_request
-from conformance.checks.requests import PATH_OF, RESPONSE_OF
+from conformance.context import Context
+from conformance.judging import ok_json
+from conformance.registry import check
+from conformance.inflight import start_stream
+from conformance.lifecycle_driver import act, discard, ensure, get_version, settle, subject
+from conformance.checks.model_management.serving import long_request
+from conformance.traffic import PATH_OF, RESPONSE_OF
 from conformance.verdicts import CheckFailed, CheckOutcome, Skip
 
 MIN_GENERATION_S = 0.5

@@ -16,8 +16,10 @@ from typing import Any
 
 import httpx
 
-from conformance.checks import Context, check, expect_error, ok_json
-from conformance.checks.requests import CAPABILITY_OF, PATH_OF, RESPONSE_OF, available_ops, minimal_body
+from conformance.context import Context
+from conformance.judging import expect_error, ok_json
+from conformance.registry import check
+from conformance.traffic import CAPABILITY_OF, PATH_OF, RESPONSE_OF, available_ops, minimal_body
 from conformance.verdicts import CheckFailed, CheckOutcome, Skip
 from conformance.wire import Exchange
 

@@ -1,0 +1,1 @@
+"""inference: completions and chat, streaming, concurrency overflow and disconnects."""
