@@ -10,13 +10,12 @@ from pathlib import Path
 from rich.console import Console
 
 from llmos_std.profiles import PROFILES
+from llmos_std.report import EXIT_KIT_ERROR, EXIT_USAGE
 
 from conformance import KIT_NAME, KIT_VERSION
 from conformance.config import KitSettings, load_settings, parse_models
 from conformance.verdicts import ConfigError, KitError
 
-EXIT_USAGE = 2
-EXIT_KIT_ERROR = 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,6 +45,13 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--html", type=Path)
     run.add_argument("--config", type=Path, help="JSON or TOML file with the same settings")
     run.add_argument("--quiet", action="store_true", default=None)
+    matrix = sub.add_parser("matrix", help="run several targets and render a requirement x target table")
+    matrix.add_argument("--targets", type=Path, help="TOML file of [[target]] tables: name plus the settings of run")
+    matrix.add_argument("--report", dest="reports", action="append", default=[], type=Path, metavar="JSON", help="a saved report to include (repeatable)")
+    matrix.add_argument("--markdown", type=Path, help="write the table as Markdown (e.g. conformance/COMPAT.md)")
+    matrix.add_argument("--html", type=Path)
+    matrix.add_argument("--json-dir", type=Path, help="also write each target's full report here")
+    matrix.add_argument("--title", default="LLMOS conformance matrix")
     return top
 
 
@@ -54,6 +60,29 @@ def settings_from_argv(argv: Sequence[str] | None, environ: dict[str, str] | Non
     flags = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
     flags["models"] = parse_models(args.models)
     return load_settings(flags, config_file=args.config, environ=environ)
+
+
+def matrix_main(args: argparse.Namespace, console: Console) -> int:
+    from conformance.matrix import read_report, read_targets, run_targets, to_html, to_markdown
+    from conformance.runner import run
+
+    columns = [read_report(path) for path in args.reports]
+    if args.targets is not None:
+        columns += run_targets(read_targets(args.targets), run)
+    if not columns:
+        raise ConfigError("give --targets FILE or at least one --report JSON")
+    if args.json_dir is not None:
+        args.json_dir.mkdir(parents=True, exist_ok=True)
+        for i, column in enumerate(columns):
+            (args.json_dir / f"{i + 1:02d}.json").write_text(column.report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    markdown = to_markdown(columns, title=args.title)
+    if args.markdown is not None:
+        args.markdown.write_text(markdown, encoding="utf-8")
+    if args.html is not None:
+        args.html.write_text(to_html(columns, title=args.title), encoding="utf-8")
+    if args.markdown is None and args.html is None:
+        console.print(markdown, markup=False, highlight=False, soft_wrap=True)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None, *, console: Console | None = None, environ: dict[str, str] | None = None) -> int:
@@ -65,6 +94,9 @@ def main(argv: Sequence[str] | None = None, *, console: Console | None = None, e
 
     console = console or Console(stderr=False)
     try:
+        args = parser().parse_args(argv)
+        if args.command == "matrix":
+            return matrix_main(args, console)
         settings = settings_from_argv(argv, environ)
         if settings.quiet:
             report = run(settings)

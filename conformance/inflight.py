@@ -17,7 +17,7 @@ import httpx
 from llmos_std.sse import DataEvent, DoneEvent, SSEParser, StreamProtocolError
 
 from conformance.context import Context
-from conformance.traffic import PATH_OF
+from conformance.bodies import PATH_OF
 from conformance.wire import Exchange
 
 

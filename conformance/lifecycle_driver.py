@@ -16,7 +16,7 @@ from llmos_std.operations import LLMOS_BASE
 
 from conformance.context import Context
 from conformance.judging import expect_error, ok_json
-from conformance.traffic import CAPABILITY_OF, PATH_OF, minimal_body
+from conformance.bodies import CAPABILITY_OF, minimal_body, PATH_OF
 from conformance.package import Package, build, choose
 from conformance.verdicts import CheckFailed, Skip
 from conformance.wire import Exchange

@@ -23,15 +23,33 @@ class Tally:
 def run_property(ctx: Context, strategy: st.SearchStrategy[Any], body: Callable[[Any], bool], *, examples: int, min_triggered: int = 1, what: str = "the property") -> CheckOutcome:
     """Run ``body`` (returns whether the example triggered) over ``examples`` hypothesis examples.
 
-    A failing example is shrunk; the CheckFailed of the smallest one is raised. Fewer than
-    ``min_triggered`` triggered examples make the check skipped, never passed.
+    Two passes: every example is generated and judged, keeping each failure (so the report can show
+    them all); when one failed, a second pass from the same seed stops at the first failure and
+    shrinks it, and that smallest example leads the report. Fewer than ``min_triggered`` triggered
+    examples make the check skipped, never passed.
     """
     tally = Tally()
-    failures: list[CheckFailed] = []
+    seen: list[CheckFailed] = []
+    _search(ctx, strategy, body, examples, tally, seen, shrink=False)
+    if seen:
+        shrunk: list[CheckFailed] = []
+        _search(ctx, strategy, body, examples, Tally(), shrunk, shrink=True)
+        first = shrunk[-1] if shrunk else seen[0]
+        others = [f for f in seen if repr(f.example) != repr(first.example)]
+        first.others, first.total = others, max(len(seen), 1)
+        raise first
+    if tally.triggered < min(min_triggered, tally.examples or 1):
+        raise Skip(f"{what} triggered in {tally.triggered} of {tally.examples} examples (minimum {min_triggered})")
+    return CheckOutcome(examples=tally.examples, triggered=tally.triggered)
+
+
+def _search(ctx: Context, strategy: st.SearchStrategy[Any], body: Callable[[Any], bool], examples: int, tally: Tally, failures: list[CheckFailed], *, shrink: bool) -> None:
+    """One hypothesis pass; without ``shrink`` a failing example is recorded and the search goes on."""
+    phases = (Phase.explicit, Phase.generate, Phase.shrink) if shrink else (Phase.explicit, Phase.generate)
 
     @seed(ctx.settings.seed)
     @settings(max_examples=examples, deadline=None, database=None, derandomize=False, verbosity=Verbosity.quiet,
-              suppress_health_check=list(HealthCheck), phases=(Phase.explicit, Phase.generate, Phase.shrink))
+              suppress_health_check=list(HealthCheck), phases=phases, report_multiple_bugs=False)
     @given(strategy)
     def prop(example: Any) -> None:
         tally.examples += 1
@@ -42,19 +60,17 @@ def run_property(ctx: Context, strategy: st.SearchStrategy[Any], body: Callable[
             if exc.example is None:
                 exc.example = example if _jsonable(example) else repr(example)
             failures.append(exc)
-            raise
+            if shrink:
+                raise
 
     try:
         prop()
     except CheckFailed:
-        raise
+        return
     except (HypothesisException, BaseExceptionGroup) as exc:
         if failures:
-            raise failures[-1] from None
+            return
         raise KitError(f"hypothesis: {exc}") from exc
-    if tally.triggered < min(min_triggered, tally.examples or 1):
-        raise Skip(f"{what} triggered in {tally.triggered} of {tally.examples} examples (minimum {min_triggered})")
-    return CheckOutcome(examples=tally.examples, triggered=tally.triggered)
 
 
 def _jsonable(value: Any) -> bool:

@@ -17,6 +17,8 @@ from typing import Any
 from llmos_std import STANDARD_VERSION
 from llmos_std.profiles import PROFILES, ProfileName
 from llmos_std.report import (
+    EXIT_KIT_ERROR,
+    MAX_FAILURES_SHOWN,
     CheckResult,
     ConformanceReport,
     Failure,
@@ -24,11 +26,14 @@ from llmos_std.report import (
     ProfileResult,
     RequirementResult,
     RunInfo,
+    SurfaceResult,
     TargetInfo,
     Verdict,
+    exit_code_of,
+    profile_verdict,
     worst,
 )
-from llmos_std.requirements import REQUIREMENTS, REQUIREMENTS_BY_ID, Requirement
+from llmos_std.requirements import REQUIREMENTS, REQUIREMENTS_BY_ID, Requirement, Surface
 
 from conformance import KIT_NAME, KIT_VERSION
 from conformance.context import Context
@@ -38,8 +43,9 @@ from conformance.plan import Plan, discover
 from conformance.verdicts import CheckFailed, ConfigError, KitError, Skip
 from conformance.wire import redact
 
-NOT_IMPLEMENTED = "not implemented in this kit version"
-VERDICTS: tuple[Verdict, ...] = ("pass", "fail", "unsupported", "skipped", "kit_error")
+NOT_IMPLEMENTED = "this kit version has no check for it"
+VERDICTS: tuple[Verdict, ...] = ("pass", "fail", "untested", "skipped", "unsupported", "kit_error")
+SURFACES: tuple[Surface, ...] = ("openai-wire", "llmos")
 
 Progress = Callable[[str, int, int], None]
 
@@ -70,15 +76,27 @@ def _scrub(value: Any, secrets_: tuple[str, ...]) -> Any:
     return json.loads(redact(json.dumps(value), secrets_))
 
 
+def _failure(exc: CheckFailed, secrets_: tuple[str, ...]) -> Failure:
+    exchange = exc.exchange
+    example = exc.example if exc.example is not None else (exchange.request_json() if exchange is not None else None)
+    return Failure(
+        expected=redact(exc.expected, secrets_),
+        seen=redact(exc.seen, secrets_),
+        example=_scrub(example, secrets_),
+        curl=exchange.curl(secrets_) if exchange is not None else None,
+    )
+
+
 def run_check(name: str, ctx: Context) -> CheckResult:
     spec = CHECKS.get(name)
     if spec is None:
-        return CheckResult(name=name, verdict="skipped", reason=NOT_IMPLEMENTED)
+        return CheckResult(name=name, verdict="untested", reason=NOT_IMPLEMENTED)
     secrets_ = ctx.settings.secret_values()
     started = time.monotonic()
     verdict: Verdict
     reason: str | None = None
-    failure: Failure | None = None
+    failures: list[Failure] = []
+    failure_count = 0
     examples = triggered = 0
     notes: list[str] = []
     try:
@@ -86,14 +104,8 @@ def run_check(name: str, ctx: Context) -> CheckResult:
         verdict, examples, triggered, notes = "pass", outcome.examples, outcome.triggered, [redact(n, secrets_) for n in outcome.notes]
     except CheckFailed as exc:
         verdict = "fail"
-        exchange = exc.exchange
-        example = exc.example if exc.example is not None else (exchange.request_json() if exchange is not None else None)
-        failure = Failure(
-            expected=redact(exc.expected, secrets_),
-            seen=redact(exc.seen, secrets_),
-            example=_scrub(example, secrets_),
-            curl=exchange.curl(secrets_) if exchange is not None else None,
-        )
+        failures = [_failure(f, secrets_) for f in (exc, *exc.others)][:MAX_FAILURES_SHOWN]
+        failure_count = max(exc.total, len(failures))
     except Skip as exc:
         verdict, reason = "skipped", redact(str(exc), secrets_)
     except KitError as exc:
@@ -102,16 +114,7 @@ def run_check(name: str, ctx: Context) -> CheckResult:
         frame = traceback.extract_tb(exc.__traceback__)[-1]
         verdict, reason = "kit_error", redact(f"{type(exc).__name__}: {exc} (at {frame.name}:{frame.lineno})", secrets_)
     duration = int((time.monotonic() - started) * 1000)
-    return CheckResult(name=name, verdict=verdict, reason=reason, examples=examples, triggered=triggered, duration_ms=duration, notes=notes, failure=failure)
-
-
-def exit_code_of(requirements: list[RequirementResult], claimed: tuple[ProfileName, ...]) -> int:
-    verdicts = [r.verdict for r in requirements if r.profile in claimed]
-    if "fail" in verdicts:
-        return 1
-    if "kit_error" in verdicts:
-        return 3
-    return 0
+    return CheckResult(name=name, verdict=verdict, reason=reason, examples=examples, triggered=triggered, duration_ms=duration, notes=notes, failures=failures, failure_count=failure_count)
 
 
 def run(settings: KitSettings, *, progress: Progress | None = None, run_id: str | None = None) -> ConformanceReport:
@@ -153,8 +156,9 @@ def _requirement_result(req: Requirement, plan: Plan, settings: KitSettings, res
     if req.profile not in plan.claimed:
         checks = [CheckResult(name=n, verdict="unsupported", reason=f"profile {req.profile!r} is not claimed") for n in names]
     else:
-        checks = [results.get(n) or CheckResult(name=n, verdict="skipped", reason=NOT_IMPLEMENTED) for n in names]
-    return RequirementResult(id=req.id, level=req.level, profile=req.profile, sentence=req.sentence, verdict=worst([c.verdict for c in checks]), checks=checks)
+        checks = [results.get(n) or CheckResult(name=n, verdict="untested", reason=NOT_IMPLEMENTED) for n in names]
+    return RequirementResult(id=req.id, level=req.level, profile=req.profile, surface=req.surface, sentence=req.sentence,
+                             verdict=worst([c.verdict for c in checks]), checks=checks)
 
 
 def _counts(verdicts: list[Verdict]) -> dict[str, int]:
@@ -164,24 +168,38 @@ def _counts(verdicts: list[Verdict]) -> dict[str, int]:
 def _report(settings: KitSettings, plan: Plan, requirements: list[RequirementResult], run_id: str, started: str) -> ConformanceReport:
     profiles: list[ProfileResult] = []
     for profile in PROFILES:
-        mine = [r.verdict for r in requirements if r.profile == profile]
+        mine = [r for r in requirements if r.profile == profile]
         if not mine:
             continue
         claimed = profile in plan.claimed
-        profiles.append(ProfileResult(profile=profile, claimed=claimed, verdict=worst(mine) if claimed else "unsupported", counts=_counts(mine)))
+        profiles.append(ProfileResult(
+            profile=profile, claimed=claimed, verdict=profile_verdict(mine) if claimed else "unsupported",
+            counts=_counts([r.verdict for r in mine]),
+            untested=[r.id for r in mine if claimed and r.level == "MUST" and r.verdict == "untested"],
+            unmet_should=[r.id for r in mine if claimed and r.level != "MUST" and r.verdict == "fail"],
+        ))
+    in_claim = [r for r in requirements if r.profile in plan.claimed]
+    surfaces = [
+        SurfaceResult(surface=surface, counts=_counts([r.verdict for r in in_claim if r.surface == surface]),
+                      failed=[r.id for r in in_claim if r.surface == surface and r.verdict == "fail"])
+        for surface in SURFACES
+    ]
     return ConformanceReport(
         standard_version=plan.standard_version,
         kit=KitInfo(name=KIT_NAME, version=KIT_VERSION),
         target=TargetInfo(
-            base_url=settings.base_url, openai_base_url=settings.openai_base_url or settings.base_url or "",
+            base_url=settings.base_url, openai_base_url=plan.openai_base or settings.base_url or "",
+            openai_base_url_given=settings.openai_base_url,
             implementation=plan.implementation, claimed_profiles=list(plan.claimed), models=plan.model_ids(),
+            model_sources=dict(plan.model_sources),
         ),
         run=RunInfo(id=run_id, started_at=started, finished_at=_now(), seed=settings.seed, max_examples=settings.max_examples,
                     requirement_filter=list(settings.requirements), check_filter=list(settings.checks)),
         profiles=profiles,
+        surfaces=surfaces,
         requirements=requirements,
         counts=_counts([r.verdict for r in requirements]),
-        exit_code=exit_code_of(requirements, plan.claimed),
+        exit_code=exit_code_of(profiles),
     )
 
 
@@ -189,9 +207,9 @@ def _unreachable(settings: KitSettings, chosen: list[Requirement], run_id: str, 
     profiles = tuple(settings.profiles) or ("core",)
     plan = Plan(STANDARD_VERSION, profiles, None)
     requirements = [
-        RequirementResult(id=r.id, level=r.level, profile=r.profile, sentence=r.sentence, verdict="kit_error",
+        RequirementResult(id=r.id, level=r.level, profile=r.profile, surface=r.surface, sentence=r.sentence, verdict="kit_error",
                           checks=[CheckResult(name=n, verdict="kit_error", reason=reason) for n in r.checks])
         for r in chosen if r.profile in profiles
     ]
     report = _report(settings, plan, requirements, run_id, started)
-    return report.model_copy(update={"exit_code": 3})
+    return report.model_copy(update={"exit_code": EXIT_KIT_ERROR})

@@ -1,4 +1,4 @@
-"""Minimal valid requests per operation, and the generations properties start from."""
+"""Sending the inference operations: which ones a run can exercise, and the generations properties start from."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from llmos_std.operations import OPERATIONS_BY_ID
-
+from conformance.bodies import CAPABILITY_OF, PATH_OF, PROFILE_OF, RESPONSE_OF, minimal_body
 from conformance.context import Context
 from conformance.judging import ok_json
 from conformance.verdicts import Skip
@@ -15,25 +14,6 @@ from conformance.wire import Exchange
 
 PROMPTS = ("Once upon a time", "The capital of France is", "hello world", "1, 2, 3, 4,", "The quick brown fox", "def main():")
 prompts = st.sampled_from(PROMPTS)
-
-INFERENCE_OPS = ("create_completion", "create_chat_completion", "create_embedding")
-"""The JSON inference operations, read from the operation table by id."""
-_OPS = {op: OPERATIONS_BY_ID[op] for op in INFERENCE_OPS}
-CAPABILITY_OF: dict[str, str] = {op: str(o.capability) for op, o in _OPS.items()}
-PATH_OF: dict[str, str] = {op: o.path for op, o in _OPS.items()}
-PROFILE_OF: dict[str, str] = {op: o.profile for op, o in _OPS.items()}
-SCHEMA_OF: dict[str, str] = {op: o.request.__name__ for op, o in _OPS.items() if o.request is not None}
-RESPONSE_OF: dict[str, str] = {op: o.response.__name__ for op, o in _OPS.items() if o.response is not None}
-CHUNK_OF: dict[str, str] = {op: o.stream_chunk.__name__ for op, o in _OPS.items() if o.stream_chunk is not None}
-
-
-def minimal_body(op: str, model: str, prompt: str = "hello world", max_tokens: int = 4) -> dict[str, Any]:
-    if op == "create_completion":
-        return {"model": model, "prompt": prompt, "max_tokens": max_tokens}
-    if op == "create_chat_completion":
-        return {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens}
-    return {"model": model, "input": prompt}
-
 
 def available_ops(ctx: Context, *, generation_only: bool = False) -> list[str]:
     """The JSON inference operations the run can exercise (claimed profile and a model for it)."""

@@ -5,7 +5,10 @@ Exceptions carry no requirement IDs: a check's requirements come from the regist
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
 
 
@@ -19,6 +22,41 @@ class CheckFailed(Exception):
         self.exchange = exchange
         """The :class:`conformance.wire.Exchange` that showed it, for the curl line."""
         self.example = example
+        self.others: list[CheckFailed] = []
+        """Further failing examples of the same check (the report shows up to ten)."""
+        self.total = 1
+        """How many examples failed in all."""
+
+
+class Failures:
+    """Keeps a check going after a failing probe, so a vendor sees every failure in one run.
+
+    ``with Failures() as failures:`` around the loop and ``with failures.each():`` around each probe;
+    leaving the outer block raises the first failure carrying the others.
+    """
+
+    def __init__(self) -> None:
+        self.seen: list[CheckFailed] = []
+
+    @contextmanager
+    def each(self) -> Iterator[None]:
+        try:
+            yield
+        except CheckFailed as exc:
+            self.seen.append(exc)
+
+    def combined(self) -> CheckFailed:
+        first = self.seen[0]
+        first.others = [f for f in self.seen[1:] if f is not first]
+        first.total = len(self.seen)
+        return first
+
+    def __enter__(self) -> Failures:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if kind is None and self.seen:
+            raise self.combined()
 
 
 class KitError(Exception):

@@ -21,6 +21,8 @@ from conformance.verdicts import CheckFailed
 REDACTED = "<redacted>"
 MAX_RETRY_AFTER_S = 5.0
 MAX_RETRIES = 2
+MAX_INLINE_BODY = 64 * 1024
+"""Request bodies up to this size are written into curl lines whole, so that the line reproduces."""
 
 
 @dataclass
@@ -71,9 +73,15 @@ class Exchange:
             if name.lower() in ("authorization", "x-api-key"):
                 value = f"Bearer {REDACTED}" if name.lower() == "authorization" else REDACTED
             parts += ["-H", f"{name}: {value}"]
-        if self.request_body:
-            parts += ["--data-binary", self.request_body.decode("utf-8", errors="replace")[:4000]]
-        line = " ".join(shlex.quote(p) for p in parts)
+        if len(self.request_body) > MAX_INLINE_BODY:
+            parts += ["--data-binary", "@body.bin"]
+            note = f"  # body.bin: the {len(self.request_body)}-byte body, too large to inline (it starts {self.request_body[:80]!r})"
+        elif self.request_body:
+            parts += ["--data-binary", self.request_body.decode("utf-8", errors="replace")]
+            note = ""
+        else:
+            note = ""
+        line = " ".join(shlex.quote(p) for p in parts) + note
         return redact(line, secrets)
 
 
@@ -92,6 +100,7 @@ class Wire:
         self.openai_base = openai_base.rstrip("/")
         self.api_key = api_key
         self.admin_key = admin_key
+        self.timeout = timeout
         self.client = httpx.Client(timeout=timeout, follow_redirects=False)
         self.log: list[Exchange] = []
         self.last: Exchange | None = None
@@ -140,7 +149,34 @@ class Wire:
         return exchange
 
     def _send(self, exchange: Exchange, stream: bool) -> None:
-        request = self.client.build_request(exchange.method, exchange.url, headers=exchange.request_headers, content=exchange.request_body or None)
+        """Send once; a transport failure on a reused keep-alive connection is retried once on a fresh one.
+
+        A server may close an idle keep-alive connection at any time (RFC 9112, section 9.3.1), and a
+        client cannot tell before it writes. Only a failure on a connection opened for the request
+        is the target's.
+        """
+        opened: list[str] = []
+        try:
+            self._attempt(exchange, stream, opened)
+        except CheckFailed:
+            if opened:
+                raise
+            self._fresh_pool()
+            exchange.status, exchange.headers, exchange.body = 0, httpx.Headers(), b""
+            exchange.chunks, exchange.events, exchange.stream_error = [], [], None
+            self._attempt(exchange, stream, opened)
+
+    def _fresh_pool(self) -> None:
+        self.client.close()
+        self.client = httpx.Client(timeout=self.timeout, follow_redirects=False)
+
+    def _attempt(self, exchange: Exchange, stream: bool, opened: list[str]) -> None:
+        def trace(event: str, info: dict[str, Any]) -> None:
+            if ".connect_tcp." in event or ".connect_unix_socket." in event:
+                opened.append(event)
+
+        request = self.client.build_request(exchange.method, exchange.url, headers=exchange.request_headers, content=exchange.request_body or None,
+                                            extensions={"trace": trace})
         try:
             response = self.client.send(request, stream=True)
         except httpx.TransportError as exc:

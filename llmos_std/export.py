@@ -231,7 +231,8 @@ def render_requirement(req_id: str) -> str:
     if req is None:
         raise ExportError(f"template names unknown requirement {req_id}")
     status = f"; deprecated in {req.deprecated}" if req.deprecated else ""
-    return f"<a id=\"{req.id}\"></a>**{req.id}** ({req.level}, `{req.profile}`, since {req.since}{status}): {req.sentence}"
+    surface = "OpenAI wire" if req.surface == "openai-wire" else "LLMOS addition"
+    return f"<a id=\"{req.id}\"></a>**{req.id}** ({req.level}, `{req.profile}`, {surface}, since {req.since}{status}): {req.sentence}"
 
 
 def render_template(text: str, tables: dict[str, str]) -> tuple[str, list[str]]:

@@ -22,8 +22,17 @@ VersionState = Literal["installed", "loading", "ready", "unloading", "failed"]
 """Lifecycle state of one installed model version."""
 
 NAME_PATTERN = r"[a-z0-9](?:[a-z0-9._-]{0,126}[a-z0-9])?"
+"""A package (and managed-model) name: one lowercase URL path segment, since it appears in LLMOS paths."""
 DIGEST_PATTERN = r"sha256:[0-9a-f]{64}"
-MODEL_ID_PATTERN = rf"^{NAME_PATTERN}(?:@(?:{DIGEST_PATTERN}|{SEMVER_PATTERN}))?$"
+_SEGMENT = r"[A-Za-z0-9](?:[A-Za-z0-9._:-]*[A-Za-z0-9])?"
+MODEL_NAME_PATTERN = rf"{_SEGMENT}(?:/{_SEGMENT})*"
+"""A served model name as the ecosystem writes it: ``org/name``, ``name:tag``, dots, upper case.
+
+Segments are separated by ``/`` and start and end with a letter or digit (so no empty, ``.`` or
+``..`` segment); ``@`` is reserved for version selection and never part of a name.
+"""
+MAX_MODEL_ID_LENGTH = 256
+MODEL_ID_PATTERN = rf"^{MODEL_NAME_PATTERN}(?:@(?:{DIGEST_PATTERN}|{SEMVER_PATTERN}))?$"
 _MODEL_ID = re.compile(MODEL_ID_PATTERN)
 
 
@@ -37,7 +46,7 @@ class ModelRef:
 
     @classmethod
     def parse(cls, text: str) -> ModelRef:
-        if _MODEL_ID.match(text) is None:
+        if len(text) > MAX_MODEL_ID_LENGTH or _MODEL_ID.match(text) is None:
             raise ValueError(f"{text!r} is not a model id (name, name@<semver> or name@sha256:<64 hex>)")
         name, _, pin = text.partition("@")
         if not pin:
@@ -52,7 +61,7 @@ class ModelRef:
 
 
 def is_model_id(text: str) -> bool:
-    return _MODEL_ID.match(text) is not None
+    return len(text) <= MAX_MODEL_ID_LENGTH and _MODEL_ID.match(text) is not None
 
 
 class ModelObject(OpenWireModel):

@@ -14,6 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from llmos_std.profiles import ProfileName
 
 Level = Literal["MUST", "SHOULD", "MAY"]
+Surface = Literal["openai-wire", "llmos"]
+"""``openai-wire``: behaviour of the OpenAI API itself that OpenAI clients rely on, so a correct
+OpenAI-compatible server passes it as it is; ``llmos``: what the standard adds or tightens
+(discovery, health, digests, the extra model fields, ``name@version``, the error-code table...)."""
 REQUIREMENT_ID_PATTERN = r"^LLMOS-[A-Z]+-\d{3}$"
 
 
@@ -31,10 +35,23 @@ class Requirement(BaseModel):
     deprecated: str | None = None
     checks: tuple[str, ...] = ()
     """Names of the conformance checks that test it."""
+    surface: Surface = "llmos"
+    """Whether a plain OpenAI-compatible server is expected to meet it already (see ``Surface``)."""
+
+
+OPENAI_WIRE: frozenset[str] = frozenset({
+    "LLMOS-MOD-002", "LLMOS-MOD-004", "LLMOS-ERR-001", "LLMOS-ERR-008", "LLMOS-PARAM-003",
+    "LLMOS-INF-001", "LLMOS-INF-002", "LLMOS-INF-003", "LLMOS-INF-004", "LLMOS-INF-005", "LLMOS-INF-008",
+    "LLMOS-INF-009", "LLMOS-INF-010", "LLMOS-INF-011",
+    "LLMOS-STRM-001", "LLMOS-STRM-002", "LLMOS-STRM-004", "LLMOS-STRM-005",
+    "LLMOS-EMB-001", "LLMOS-EMB-002", "LLMOS-EMB-003",
+})
+"""The requirements on the OpenAI wire itself; every other requirement is an LLMOS addition."""
 
 
 def _r(id_: str, level: Level, profile: ProfileName, sentence: str, *checks: str) -> Requirement:
-    return Requirement(id=id_, level=level, sentence=sentence, profile=profile, checks=tuple(checks))
+    surface: Surface = "openai-wire" if id_ in OPENAI_WIRE else "llmos"
+    return Requirement(id=id_, level=level, sentence=sentence, profile=profile, checks=tuple(checks), surface=surface)
 
 
 _CORE: tuple[Requirement, ...] = (
@@ -55,6 +72,7 @@ _CORE: tuple[Requirement, ...] = (
     _r("LLMOS-ERR-005", "MUST", "core", "A JSON operation called with a Content-Type other than `application/json` MUST fail with 415 `unsupported_media_type`.", "wrong_content_type_415"),
     _r("LLMOS-ERR-006", "MUST", "core", "Error messages MUST NOT contain a stack trace, a file-system path of the server, or an exception class name.", "no_stack_traces"),
     _r("LLMOS-ERR-007", "MUST", "core", "An unknown path MUST fail with 404 `not_found` and a known path called with an unsupported method with 405 `method_not_allowed`, both in the envelope.", "unknown_route_envelope"),
+    _r("LLMOS-ERR-008", "MUST", "core", "A request valid against its operation's request schema and within the declared limits MUST NOT be answered with a 5xx status: it MUST get 200 with a body, or every streamed chunk, valid against the response schema, or a 4xx error envelope.", "valid_requests_never_5xx"),
     _r("LLMOS-PARAM-001", "MUST", "inference", "A request field that is not in the disposition table MUST fail with 400 `unsupported_parameter` whose `param` names it; it MUST NOT be silently ignored.", "unknown_field_refused"),
     _r("LLMOS-PARAM-002", "MUST", "inference", "A capability-gated field sent with a non-neutral value to a model without the capability MUST fail with 400 `unsupported_parameter` naming it.", "gated_field_refused"),
     _r("LLMOS-PARAM-003", "MUST", "inference", "Metadata fields MUST be accepted and MUST NOT change the output.", "metadata_fields_accepted"),
@@ -178,4 +196,5 @@ def registry_problems() -> list[str]:
             problems.append(f"{req.id}: sentence lacks its level keyword {req.level}")
         if req.level == "MUST" and not req.checks:
             problems.append(f"{req.id}: a MUST without a check")
+    problems.extend(f"{rid}: classified openai-wire but not in the registry" for rid in sorted(OPENAI_WIRE - seen))
     return problems

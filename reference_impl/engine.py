@@ -138,7 +138,14 @@ class TextModel:
 
     def _encode(self, prompt: str, *, chat: bool) -> list[int]:
         # A rendered chat prompt already holds its special tokens; a plain prompt gets the model's own (bos...).
-        return list(self._tokenizer(prompt, add_special_tokens=not chat)["input_ids"])
+        ids = list(self._tokenizer(prompt, add_special_tokens=not chat)["input_ids"])
+        if not ids:
+            # An empty prompt is valid (OpenAI generates from the document boundary); a model whose
+            # tokenizer adds nothing (GPT-2) starts from its boundary token instead of an empty tensor.
+            boundary = self._tokenizer.bos_token_id if self._tokenizer.bos_token_id is not None else self._tokenizer.eos_token_id
+            if boundary is not None:
+                ids = [int(boundary)]
+        return ids
 
     def _decode(self, ids: list[int]) -> str:
         return str(self._tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False))

@@ -15,17 +15,18 @@ def to_junit(report: ConformanceReport) -> str:
         cases = [(r, c) for r in reqs for c in r.checks]
         suite = ET.SubElement(
             suites, "testsuite", name=profile.profile, tests=str(len(cases)),
-            failures=str(sum(c.verdict == "fail" for _, c in cases)), errors=str(sum(c.verdict == "kit_error" for _, c in cases)),
+            failures=str(sum(c.verdict == "fail" for _, c in cases)), errors=str(sum(c.verdict in ("kit_error", "untested") for _, c in cases)),
             skipped=str(sum(c.verdict in ("skipped", "unsupported") for _, c in cases)),
             time=f"{sum(c.duration_ms for _, c in cases) / 1000:.3f}",
         )
         for req, result in cases:
             case = ET.SubElement(suite, "testcase", classname=req.id, name=result.name, time=f"{result.duration_ms / 1000:.3f}")
-            if result.verdict == "fail" and result.failure is not None:
-                node = ET.SubElement(case, "failure", message=f"{req.id}: expected {result.failure.expected}")
-                node.text = f"seen: {result.failure.seen}\nexample: {result.failure.example}\ncurl: {result.failure.curl}"
-            elif result.verdict == "kit_error":
-                ET.SubElement(case, "error", message=result.reason or "kit error")
+            if result.verdict == "fail" and result.failures:
+                first = result.failures[0]
+                node = ET.SubElement(case, "failure", message=f"{req.id}: expected {first.expected} ({result.failure_count} failing)")
+                node.text = "\n\n".join(f"seen: {f.seen}\nexample: {f.example}\ncurl: {f.curl}" for f in result.failures)
+            elif result.verdict in ("kit_error", "untested"):
+                ET.SubElement(case, "error", type=result.verdict, message=result.reason or result.verdict)
             elif result.verdict in ("skipped", "unsupported"):
                 ET.SubElement(case, "skipped", message=f"{result.verdict}: {result.reason or ''}")
     ET.indent(suites)

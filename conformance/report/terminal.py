@@ -10,11 +10,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
-from llmos_std.report import ConformanceReport
+from llmos_std.report import CheckResult, ConformanceReport
 
+from conformance.report.summary import EXIT_MEANING, summary_lines
 from conformance.runner import Progress as ProgressFn
 
-STYLE = {"pass": "green", "fail": "bold red", "skipped": "dim", "unsupported": "dim", "kit_error": "bold yellow"}
+STYLE = {"pass": "green", "fail": "bold red", "untested": "bold magenta", "skipped": "dim", "unsupported": "dim", "kit_error": "bold yellow"}
 
 
 @contextmanager
@@ -30,30 +31,47 @@ def progress_bar(console: Console) -> Iterator[ProgressFn]:
 
 def render(report: ConformanceReport, console: Console) -> None:
     impl = report.target.implementation or {}
-    console.print(f"[bold]LLMOS {report.standard_version} conformance[/] — {impl.get('name', '?')} {impl.get('version', '')} at {report.target.base_url or report.target.openai_base_url}")
-    console.print(f"claimed: {', '.join(report.target.claimed_profiles) or '(none)'}; models: {', '.join(f'{k}={v}' for k, v in report.target.models.items()) or '(none)'}")
+    target = report.target
+    console.print(f"[bold]LLMOS {report.standard_version} conformance[/] — {impl.get('name', '?')} {impl.get('version', '')} at {target.base_url or target.openai_base_url}", highlight=False)
+    given = target.openai_base_url_given
+    resolved = f"{target.openai_base_url}/v1/..." + (f" (--openai-base-url {given} resolved to {target.openai_base_url})" if given and given.rstrip("/") != target.openai_base_url else "")
+    console.print(f"OpenAI routes: {resolved}", highlight=False, markup=False)
+    models = ", ".join(f"{k}={v}" + (f" ({target.model_sources[k]})" if k in target.model_sources else "") for k, v in target.models.items()) or "(none)"
+    console.print(f"claimed: {', '.join(target.claimed_profiles) or '(none)'}; models: {models}", highlight=False, markup=False)
     for profile in report.profiles:
         if not profile.claimed:
             console.print(f"[dim]{profile.profile}: not claimed (unsupported)[/]")
             continue
-        table = Table(title=f"{profile.profile} ({'claimed' if profile.claimed else 'not claimed'}): {profile.verdict}", title_justify="left")
+        table = Table(title=f"{profile.profile} (claimed): {profile.verdict}", title_justify="left")
         table.add_column("requirement")
         table.add_column("level")
+        table.add_column("surface")
         table.add_column("verdict")
         table.add_column("checks")
         for req in (r for r in report.requirements if r.profile == profile.profile):
-            checks = "; ".join(f"{c.name} {c.verdict}" + (f" ({c.triggered}/{c.examples})" if c.examples else "") + (f": {c.reason}" if c.reason else "") for c in req.checks)
-            table.add_row(req.id, req.level, f"[{STYLE[req.verdict]}]{req.verdict}[/]", checks)
+            table.add_row(req.id, req.level, req.surface, f"[{STYLE[req.verdict]}]{req.verdict}[/]", "; ".join(_check_cell(c) for c in req.checks))
         console.print(table)
     for req in report.requirements:
         for c in req.checks:
-            if c.failure is None:
+            if not c.failures:
                 continue
-            console.print(f"[bold red]FAIL[/] {req.id} ({c.name}): {req.sentence}", highlight=False)
-            console.print(f"  expected: {c.failure.expected}", highlight=False, markup=False)
-            console.print(f"  seen:     {c.failure.seen}", highlight=False, markup=False)
-            console.print(f"  example:  {json.dumps(c.failure.example)}", highlight=False, markup=False)
-            if c.failure.curl:
-                console.print(f"  {c.failure.curl}", highlight=False, markup=False, soft_wrap=True)
+            shown = f" — {c.failure_count} failing examples, {len(c.failures)} shown" if c.failure_count > 1 else ""
+            console.print(f"[bold red]FAIL[/] {req.id} ({c.name}){shown}: {req.sentence}", highlight=False)
+            for n, failure in enumerate(c.failures, 1):
+                lead = f"  {n}. " if len(c.failures) > 1 else "  "
+                console.print(f"{lead}expected: {failure.expected}", highlight=False, markup=False)
+                console.print(f"{' ' * len(lead)}seen:     {failure.seen}", highlight=False, markup=False)
+                console.print(f"{' ' * len(lead)}example:  {json.dumps(failure.example)}", highlight=False, markup=False)
+                if failure.curl:
+                    console.print(f"{' ' * len(lead)}{failure.curl}", highlight=False, markup=False, soft_wrap=True)
+    for line in summary_lines(report):
+        console.print(line, highlight=False, markup=False)
     counts = ", ".join(f"{k} {v}" for k, v in report.counts.items() if v)
-    console.print(f"requirements: {counts}; exit code {report.exit_code}")
+    console.print(f"requirements: {counts}; exit code {report.exit_code} ({EXIT_MEANING.get(report.exit_code, '?')})", highlight=False)
+
+
+def _check_cell(c: CheckResult) -> str:
+    text = f"{c.name} {c.verdict}" + (f" ({c.triggered}/{c.examples})" if c.examples else "")
+    if c.failure_count > 1:
+        text += f" [{c.failure_count} failing]"
+    return text + (f": {c.reason}" if c.reason else "")

@@ -6,13 +6,14 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from conformance.registry import CHECKS, registry_checks
 from conformance.cli import main, settings_from_argv
 from conformance.registry import load_checks
 from conformance.runner import NOT_IMPLEMENTED, _requirement_result
-from conformance.plan import Plan
+from conformance.plan import Plan, resolve_openai_base
 from llmos_std.requirements import REQUIREMENTS
 from tests.support.server import free_port
 
@@ -30,14 +31,14 @@ def test_every_implemented_check_is_named_by_the_registry() -> None:
         assert spec.requirements == named[name]
 
 
-def test_unimplemented_checks_are_reported_skipped_with_a_reason() -> None:
+def test_unimplemented_checks_are_reported_untested_never_passed() -> None:
     load_checks()
     plan = Plan("1.0", tuple({r.profile for r in REQUIREMENTS}), None)
     settings = settings_from_argv(["run", "--base-url", "http://127.0.0.1:9"], environ={})
     for req in REQUIREMENTS:
         result = _requirement_result(req, plan, settings, {})
         assert [c.reason for c in result.checks] == [NOT_IMPLEMENTED] * len(req.checks)
-        assert result.verdict == "skipped"
+        assert result.verdict == "untested"
 
 
 def test_core_inference_embeddings_management_packages_checks_are_all_implemented() -> None:
@@ -81,3 +82,18 @@ def test_settings_from_file_env_and_flags(tmp_path: Path) -> None:
     assert settings.seed == 9  # flag over everything
     assert settings.api_key is not None and settings.api_key.get_secret_value() == "k"
     assert "k" not in repr(settings.api_key)
+
+
+# Each row: what a user types as --openai-base-url, and the base the kit sends /v1/... under.
+@pytest.mark.parametrize(
+    ("given", "resolved"),
+    [
+        ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),  # the origin
+        ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8000"),  # the OpenAI SDK's base_url form
+        ("http://127.0.0.1:8000/v1/", "http://127.0.0.1:8000"),  # ...with a trailing slash
+        ("http://gw.example/openai/v1", "http://gw.example/openai"),  # a gateway prefix
+        ("http://gw.example/v1beta", "http://gw.example/v1beta"),  # not /v1: taken as given
+    ],
+)
+def test_openai_base_url_accepts_the_origin_and_the_sdk_form(given: str, resolved: str) -> None:
+    assert resolve_openai_base(given) == resolved

@@ -10,6 +10,7 @@ import httpx
 
 from conformance.config import KitSettings
 from conformance.runner import run
+from llmos_std.requirements import REQUIREMENTS_BY_ID
 from reference_impl.settings import Settings
 from tests.conformance.faulty.defects import build_defects
 from tests.conformance.faulty.server import faulty_server
@@ -30,17 +31,19 @@ def test_every_defect_fails_its_requirement(tmp_path: Path, tiny_llama_dir: Path
 
         # The unbroken server passes the requirements the defects break (the full green run is its own test).
         srv.switch.active = None
-        clean = run(_settings(srv.base_url, None).model_copy(update={"requirements": sorted({d.requirement for d in defects.values()})}))
+        clean = run(_settings(srv.base_url, None).model_copy(update={"requirements": sorted({d.requirement for d in defects.values() if d.requirement})}))
         assert {r.id: r.verdict for r in clean.requirements if r.verdict not in ("pass", "skipped")} == {}
 
         missed: dict[str, str] = {}
         for name, defect in defects.items():
+            assert defect.requirement is not None
             srv.switch.active = name
             report = run(_settings(srv.base_url, defect.requirement))
             verdicts = {r.id: r.verdict for r in report.requirements}
             if verdicts.get(defect.requirement) != "fail":
                 missed[name] = f"{defect.requirement}: {verdicts.get(defect.requirement)}"
-            assert report.exit_code == 1
+            # A failed MUST fails the run; a failed SHOULD is reported while conformance stands.
+            assert report.exit_code == (1 if REQUIREMENTS_BY_ID[defect.requirement].level == "MUST" else 0), name
         srv.switch.active = None
     elapsed = time.monotonic() - started
     caught = len(defects) - len(missed)

@@ -88,7 +88,16 @@ def test_profile_closure_adds_dependencies() -> None:
         ("smollm2@sha256:" + "0" * 64, ModelRef("smollm2", digest="sha256:" + "0" * 64)),
         ("smollm2@latest", None),  # tags are not versions
         ("smollm2@sha256:abc", None),  # truncated digest
-        ("SmolLM2", None),  # names are lowercase
+        ("SmolLM2", ModelRef("SmolLM2")),  # case is kept and significant, as hub ids write it
+        ("Qwen/Qwen2.5-7B-Instruct", ModelRef("Qwen/Qwen2.5-7B-Instruct")),  # org/name
+        ("llama3.1:8b", ModelRef("llama3.1:8b")),  # name:tag
+        ("Qwen/Qwen2.5-7B-Instruct@1.0.0", ModelRef("Qwen/Qwen2.5-7B-Instruct", version="1.0.0")),  # pins still work
+        ("org//name", None),  # empty segment
+        ("org/../name", None),  # dot segments could walk a path
+        ("/abs/path", None),  # a file-system path is not a name
+        ("name/", None),  # trailing separator
+        ("a b", None),  # whitespace
+        ("a" * 257, None),  # over 256 characters
         ("a@1.0.0@2.0.0", None),  # one pin at most
         ("", None),
     ],

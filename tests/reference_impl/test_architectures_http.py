@@ -29,3 +29,19 @@ def test_completions_serve_and_stream_the_same_text(fixture: str, request: pytes
         assert events[-1] == "[DONE]"
         text = "".join(choice["text"] for event in events[:-1] for choice in json.loads(event)["choices"])
         assert text == answer["choices"][0]["text"]
+
+
+# Found by the kit's schema-driven fuzzer (LLMOS-ERR-008): GPT-2's tokenizer adds no special token, so
+# an empty prompt became a zero-length tensor and a 500 (a 200 then an error event when streamed).
+@pytest.mark.parametrize("prompt", ["", [""]])
+def test_an_empty_prompt_is_served_from_the_boundary_token(prompt: object, tiny_gpt2_dir: Path, tmp_path: Path) -> None:
+    with running_server(Settings(data_dir=tmp_path / "data", models=[tiny_gpt2_dir])) as srv, \
+            httpx.Client(base_url=srv.base_url, timeout=60) as http:
+        model = http.get("/v1/models").json()["data"][0]["id"]
+        body = {"model": model, "prompt": prompt, "max_tokens": 4, "temperature": 0}
+        plain = http.post("/v1/completions", json=body)
+        assert plain.status_code == 200, plain.text
+        assert plain.json()["usage"]["prompt_tokens"] == 1
+        streamed = http.post("/v1/completions", json={**body, "stream": True})
+        events = [line[len("data: "):] for line in streamed.text.split("\n") if line.startswith("data: ")]
+        assert events[-1] == "[DONE]" and not any("error" in json.loads(e) for e in events[:-1])

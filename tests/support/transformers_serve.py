@@ -8,7 +8,6 @@ The server is pinned to one local model directory (preloaded before it listens),
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,8 @@ from typing import IO
 
 import httpx
 
+from tests.support.server import free_port
+
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
@@ -27,12 +28,6 @@ OFFLINE_ENV = {
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "PYTHONUNBUFFERED": "1",
 }
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _output(log: IO[bytes], limit: int = 6000) -> str:
@@ -61,7 +56,7 @@ def transformers_serve(
     Start-up output is captured and quoted in the error if the server exits or is not ready in `startup_timeout`;
     on exit that one process is terminated (killed after 15 s).
     """
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable, "-m", "transformers.cli.transformers", "serve", os.path.abspath(model_dir),
         "--host", "127.0.0.1", "--port", str(port), "--device", device,

@@ -15,7 +15,7 @@ from conformance.registry import check
 from conformance.inflight import start_stream
 from conformance.lifecycle_driver import act, discard, ensure, get_version, settle, subject
 from conformance.checks.model_management.serving import long_request
-from conformance.traffic import PATH_OF, RESPONSE_OF
+from conformance.bodies import PATH_OF, RESPONSE_OF
 from conformance.verdicts import CheckFailed, CheckOutcome, Skip
 
 MIN_GENERATION_S = 0.5

@@ -11,9 +11,10 @@ from conformance.context import Context
 from conformance.judging import expect_error, ok_json
 from conformance.properties import run_property
 from conformance.registry import check
-from conformance.traffic import CAPABILITY_OF, RESPONSE_OF, available_ops, deterministic, gen_ops, generate, minimal_body, post, prompts, texts_of
+from conformance.bodies import CAPABILITY_OF, minimal_body, PROFILE_OF, RESPONSE_OF
+from conformance.traffic import available_ops, deterministic, gen_ops, generate, post, prompts, texts_of
 from conformance.streams import open_stream
-from conformance.verdicts import CheckFailed, CheckOutcome, Skip
+from conformance.verdicts import CheckFailed, CheckOutcome, Failures, Skip
 from conformance.wire import Exchange
 
 DAY = 86_400
@@ -295,10 +296,13 @@ def context_length_exceeded(ctx: Context) -> CheckOutcome:
     ``max_prompt_tokens`` instead, the example is not counted as triggered.
     """
     count = 0
+    unsized: list[str] = []
     body_limit = ctx.limit("max_body_bytes") or 2**31
     for op in gen_ops(ctx):
         model = ctx.model(CAPABILITY_OF[op])
         context = int(model.get("context_length") or 0)
+        if not context:
+            unsized.append(str(model["id"]))
         max_tokens = ctx.limit("max_tokens")
         max_prompt = ctx.limit("max_prompt_tokens")
         body = minimal_body(op, model["id"])
@@ -322,6 +326,8 @@ def context_length_exceeded(ctx: Context) -> CheckOutcome:
             continue  # the words tokenized into more than max_prompt_tokens: a limit the server may apply first
         expect_error(exchange, ("context_length_exceeded",))
         count += 1
+    if not count and unsized:
+        raise Skip(f"the model list states no context_length for {', '.join(map(repr, dict.fromkeys(unsized)))} (LLMOS-MOD-001), so no request can be sized to exceed it")
     if not count:
         raise Skip("the declared limits refuse every request that would exceed the context length first")
     return CheckOutcome(examples=count, triggered=count)
@@ -355,17 +361,17 @@ def temperature_zero_greedy(ctx: Context) -> CheckOutcome:
 @check("capability_checked")
 def capability_checked(ctx: Context) -> CheckOutcome:
     pairs: list[tuple[str, str]] = []
-    models = ctx.plan.model_list
-    claimed = ctx.plan.claimed
     for op, cap in CAPABILITY_OF.items():
-        profile = "embeddings" if op == "create_embedding" else "inference"
-        if profile not in claimed:
+        if PROFILE_OF[op] not in ctx.plan.claimed:
             continue
-        lacking = next((m for m in models if cap not in (m.get("capabilities") or [])), None)
+        # Only a model that states its capabilities can be held to lacking one.
+        lacking = next((m for m in ctx.plan.model_list if (caps := ctx.plan.declared_capabilities(m)) is not None and cap not in caps), None)
         if lacking is not None:
             pairs.append((op, str(lacking["id"])))
     if not pairs:
-        raise Skip("every listed model has every capability the claimed operations need")
-    for op, model in pairs:
-        expect_error(post(ctx, op, minimal_body(op, model)), ("capability_not_supported",))
+        raise Skip("no listed model declares that it lacks a capability a claimed operation needs")
+    with Failures() as failures:
+        for op, model in pairs:
+            with failures.each():
+                expect_error(post(ctx, op, minimal_body(op, model)), ("capability_not_supported",))
     return CheckOutcome(examples=len(pairs), triggered=len(pairs))

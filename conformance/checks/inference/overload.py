@@ -19,7 +19,8 @@ import httpx
 from conformance.context import Context
 from conformance.judging import expect_error, ok_json
 from conformance.registry import check
-from conformance.traffic import CAPABILITY_OF, PATH_OF, RESPONSE_OF, available_ops, minimal_body
+from conformance.bodies import CAPABILITY_OF, minimal_body, PATH_OF, RESPONSE_OF
+from conformance.traffic import available_ops
 from conformance.verdicts import CheckFailed, CheckOutcome, Skip
 from conformance.wire import Exchange
 

@@ -13,7 +13,8 @@ from conformance.context import Context
 from conformance.judging import ok_json, schema_errors, validate
 from conformance.properties import run_property
 from conformance.registry import check
-from conformance.traffic import CAPABILITY_OF, CHUNK_OF, RESPONSE_OF, deterministic, gen_ops, minimal_body, post, prompts, texts_of
+from conformance.bodies import CAPABILITY_OF, CHUNK_OF, minimal_body, RESPONSE_OF
+from conformance.traffic import deterministic, gen_ops, post, prompts, texts_of
 from conformance.streams import Stream, ends_with_done, open_stream
 from conformance.verdicts import CheckFailed, CheckOutcome, Skip
 

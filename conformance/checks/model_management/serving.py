@@ -27,7 +27,7 @@ from conformance.lifecycle_driver import (
     settle,
     subject,
 )
-from conformance.traffic import minimal_body
+from conformance.bodies import minimal_body
 from conformance.verdicts import CheckFailed, CheckOutcome, Skip
 
 DRAIN_TOKENS = 512

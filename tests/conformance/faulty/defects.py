@@ -28,7 +28,8 @@ INFERENCE_PATHS = ("/v1/completions", "/v1/chat/completions", "/v1/embeddings")
 @dataclass(frozen=True)
 class Defect:
     name: str
-    requirement: str
+    requirement: str | None
+    """The requirement it breaks; None for a pose (a whole kind of server, judged by its own test)."""
     request: RequestRewrite | None = None
     response: ResponseRewrite | None = None
     around: Around | None = None
@@ -41,6 +42,8 @@ class DefectSwitch:
     active: str | None = None
     resident: dict[str, str] = field(default_factory=dict)
     """Path -> a model that exists, for the defect that serves unknown models."""
+    models_asked: list[str] = field(default_factory=list)
+    """Every ``model`` value the plain-OpenAI pose was sent, as sent."""
 
 
 # ---------------------------------------------------------------- helpers
@@ -216,6 +219,18 @@ def _force_json_type(path: str, headers: dict[str, str], body: bytes) -> tuple[d
     return headers, body
 
 
+def _empty_input_500(path: str, req: dict[str, Any] | None, status: int, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+    """A 500 on one class of valid input: an empty string as the prompt or as a message's content."""
+    if req is None or path not in INFERENCE_PATHS:
+        return status, headers, body
+    prompt = req.get("prompt")
+    contents = [m.get("content") for m in req.get("messages") or [] if isinstance(m, dict)]
+    if prompt == "" or (isinstance(prompt, list) and "" in prompt) or "" in contents:
+        error = {"error": {"message": "the model failed while generating", "type": "server_error", "param": None, "code": "engine_error"}}
+        return 500, [(b"content-type", b"application/json")], json.dumps(error).encode()
+    return status, headers, body
+
+
 def build_defects(switch: DefectSwitch) -> dict[str, Defect]:
     def serve_unknown(doc: dict[str, Any]) -> None:
         model = doc.get("model")
@@ -245,6 +260,7 @@ def build_defects(switch: DefectSwitch) -> dict[str, Defect]:
         Defect("ids_reused", "LLMOS-INF-008", response=_on_json(_reuse_id)),
         Defect("chunk_created_as_string", "LLMOS-STRM-002", response=_on_chunks(_created_str)),
         Defect("any_content_type_accepted", "LLMOS-ERR-005", request=_force_json_type),
+        Defect("empty_input_500", "LLMOS-ERR-008", response=_empty_input_500),
         Defect("malformed_json_500", "LLMOS-ERR-003"),  # handled in the layer: answered before the app
         Defect("disconnect_ignored", "LLMOS-STRM-006", prefix="/v1/"),  # handled in the layer: the app never hears the client leave
         *(Defect(name, requirement, around=around, prefix=prefix) for name, requirement, prefix, around in around_defects()),
@@ -284,13 +300,78 @@ def _mute(send: Send) -> Send:
     return mute
 
 
+# ---------------------------------------------------------------- poses: whole kinds of server
+
+POSE_ORG = "acme"
+"""The org prefix the plain-OpenAI pose lists its models under (``acme/tiny-llama``)."""
+
+
+def _plain_openai_request(switch: DefectSwitch) -> RequestRewrite:
+    def rewrite(path: str, headers: dict[str, str], body: bytes) -> tuple[dict[str, str], bytes]:
+        doc = _json(body)
+        if path in INFERENCE_PATHS and isinstance(doc, dict) and isinstance(doc.get("model"), str):
+            switch.models_asked.append(doc["model"])
+            org, slash, name = doc["model"].partition("/")
+            # Only ``acme/<name>`` is served; anything else is unknown to this server.
+            doc["model"] = name if (slash and org == POSE_ORG) else f"not-served-{doc['model'].replace('/', '-')}"
+            body = json.dumps(doc).encode()
+        return headers, body
+
+    return rewrite
+
+
+def _plain_openai_response(path: str, req: dict[str, Any] | None, status: int, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+    headers = [(k, v) for k, v in headers if k.lower() not in (b"llmos-version", b"llmos-model-digest")]
+    if path == "/.well-known/llmos" or path.startswith("/llmos/"):
+        error = {"error": {"message": f"no route {path}", "type": "not_found_error", "param": None, "code": "not_found"}}
+        return 404, [(b"content-type", b"application/json")], json.dumps(error).encode()
+    doc = _json(body)
+    if path == "/v1/models" and isinstance(doc, dict) and isinstance(doc.get("data"), list):
+        doc["data"] = [{"id": f"{POSE_ORG}/{m['id']}", "object": "model", "created": m["created"], "owned_by": m["owned_by"]} for m in doc["data"]]
+        return status, headers, json.dumps(doc).encode()
+    if path in INFERENCE_PATHS and isinstance(doc, dict) and "model" in doc:
+        doc["model"] = f"{POSE_ORG}/{doc['model']}"
+        doc.pop("system_fingerprint", None)
+        return status, headers, json.dumps(doc).encode()
+    if _is_sse(headers):
+        events = [e[len("data: "):] for e in body.decode().split("\n\n") if e.startswith("data: ")]
+        out = []
+        for e in events:
+            chunk = _json(e.encode()) if e != "[DONE]" else None
+            if isinstance(chunk, dict) and "model" in chunk:
+                chunk["model"] = f"{POSE_ORG}/{chunk['model']}"
+                chunk.pop("system_fingerprint", None)
+                e = json.dumps(chunk)
+            out.append(e)
+        body = "".join(f"data: {e}\n\n" for e in out).encode()
+    return status, headers, body
+
+
+def _overclaim(path: str, req: dict[str, Any] | None, status: int, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+    doc = _json(body)
+    if path == "/.well-known/llmos" and isinstance(doc, dict):
+        doc["profiles"] = sorted({*doc["profiles"], "tasks", "data-management", "security-baseline", "security-standard", "security-strict"})
+        body = json.dumps(doc).encode()
+    return status, headers, body
+
+
+def build_poses(switch: DefectSwitch) -> dict[str, Defect]:
+    """Whole kinds of server: a plain OpenAI-compatible one (``org/name`` ids, no LLMOS additions),
+    and one whose discovery claims profiles this kit version cannot check."""
+    poses = [
+        Defect("plain_openai", None, request=_plain_openai_request(switch), response=_plain_openai_response),
+        Defect("overclaiming_discovery", None, response=_overclaim),
+    ]
+    return {p.name: p for p in poses}
+
+
 class DefectLayer:
     """Wraps the app; with no active defect it passes every message through untouched."""
 
     def __init__(self, app: ASGIApp, switch: DefectSwitch) -> None:
         self.app = app
         self.switch = switch
-        self.defects = build_defects(switch)
+        self.defects = {**build_defects(switch), **build_poses(switch)}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         defect = self.defects.get(self.switch.active or "")
