@@ -93,6 +93,15 @@ def to_markdown(columns: list[Column], *, title: str = "LLMOS conformance matrix
               "|---|---|---|" + "---|" * len(columns)]
     for rid, level, surface, cells in _rows(columns):
         lines.append(f"| {rid} | {level} | {surface} | " + " | ".join(MARK[cell] for cell in cells) + " |")
+    for c in columns:
+        failed = [r for r in c.report.requirements if r.verdict == "fail"]
+        if not failed:
+            continue
+        lines += ["", f"## What failed on {c.name}", ""]
+        for req in failed:
+            first = next((f for check in req.checks for f in check.failures), None)
+            seen = (first.seen if first else "").replace("|", "\\|").replace("\n", " ")
+            lines.append(f"- {req.id} ({req.surface}): expected {first.expected if first else '?'}; saw {seen[:200]}")
     return "\n".join(lines) + "\n"
 
 
