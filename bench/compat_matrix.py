@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from conformance.cli import main as kit  # noqa: E402
 from reference_impl.settings import Settings  # noqa: E402
-from tests.support.server import running_server  # noqa: E402
+from tests.support.server import free_port, running_server  # noqa: E402
 from tests.support.tiny_models import cached_build  # noqa: E402
 from tests.support.transformers_serve import transformers_serve  # noqa: E402
 
@@ -29,11 +29,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="llmos-compat-") as tmp:
         root = Path(tmp)
         llama, bert = cached_build("llama", root / "models"), cached_build("bert", root / "models")
-        with running_server(Settings(data_dir=root / "data", models=[llama, bert])) as ref, transformers_serve(llama) as hf:
+        key = "llmos-compat-key-0123456789abcdef"
+        with running_server(Settings(data_dir=root / "data", models=[llama, bert], api_keys=[key])) as ref, transformers_serve(llama) as hf:
             targets = root / "targets.toml"
             targets.write_text(
                 "[[target]]\nname = \"llmos-reference (tiny Llama + BERT)\"\n"
-                f"base_url = \"{ref.base_url}\"\n\n"
+                f"base_url = \"{ref.base_url}\"\napi_key = \"{key}\"\ncallback_url = \"http://127.0.0.1:{free_port()}\"\n\n"
                 "[[target]]\nname = \"transformers serve (tiny Llama)\"\n"
                 f"openai_base_url = \"{hf}/v1\"\nprofiles = [\"inference\"]\n",
                 encoding="utf-8",

@@ -94,7 +94,7 @@ def main() -> None:
     path = args.model or bundled_sources()[0].path
     print(f"model: {path}  max_tokens={args.max_tokens}")
     with tempfile.TemporaryDirectory() as data:
-        with running_server(Settings(data_dir=Path(data), models=[path])) as srv:
+        with running_server(Settings(insecure_local=True, data_dir=Path(data), models=[path])) as srv:
             name = httpx.get(f"{srv.base_url}/v1/models").json()["data"][0]["id"]
             engine_model = load_text_model(path)
             try:

@@ -36,6 +36,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", dest="profiles", action="append", choices=PROFILES, default=[])
     run.add_argument("--model", dest="models", action="append", default=[], metavar="CAP=ID")
     run.add_argument("--mm-model", help="a model with two versions for model-management, when the target does not claim model-packages")
+    run.add_argument("--callback-url", help="a URL on this machine the target can reach; the kit listens there and expects no connection (LLMOS-SEC-006)")
     run.add_argument("--requirement", dest="requirements", action="append", default=[], metavar="ID")
     run.add_argument("--check", dest="checks", action="append", default=[], metavar="NAME")
     run.add_argument("--max-examples", type=int)

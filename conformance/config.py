@@ -38,6 +38,9 @@ class KitSettings(BaseModel):
     models: dict[str, str] = Field(default_factory=dict)
     """Capability -> model id overrides."""
     mm_model: str | None = None
+    callback_url: str | None = None
+    """Where the kit listens for connections the target must never make (server-side fetch canary);
+    an http URL on this machine that the target can reach, e.g. http://127.0.0.1:8765."""
     requirements: list[str] = Field(default_factory=list)
     checks: list[str] = Field(default_factory=list)
     max_examples: int = Field(default=10, ge=1, le=10_000)
@@ -60,7 +63,7 @@ class KitSettings(BaseModel):
                 raise ValueError(f"unknown capability {cap!r} (one of {', '.join(CAPABILITIES)})")
         return value
 
-    @field_validator("base_url", "openai_base_url")
+    @field_validator("base_url", "openai_base_url", "callback_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):

@@ -91,7 +91,6 @@ def run_check(name: str, ctx: Context) -> CheckResult:
     spec = CHECKS.get(name)
     if spec is None:
         return CheckResult(name=name, verdict="untested", reason=NOT_IMPLEMENTED)
-    secrets_ = ctx.settings.secret_values()
     started = time.monotonic()
     verdict: Verdict
     reason: str | None = None
@@ -101,18 +100,18 @@ def run_check(name: str, ctx: Context) -> CheckResult:
     notes: list[str] = []
     try:
         outcome = spec.fn(ctx)
-        verdict, examples, triggered, notes = "pass", outcome.examples, outcome.triggered, [redact(n, secrets_) for n in outcome.notes]
+        verdict, examples, triggered, notes = "pass", outcome.examples, outcome.triggered, [redact(n, ctx.wire.secrets) for n in outcome.notes]
     except CheckFailed as exc:
         verdict = "fail"
-        failures = [_failure(f, secrets_) for f in (exc, *exc.others)][:MAX_FAILURES_SHOWN]
+        failures = [_failure(f, ctx.wire.secrets) for f in (exc, *exc.others)][:MAX_FAILURES_SHOWN]
         failure_count = max(exc.total, len(failures))
     except Skip as exc:
-        verdict, reason = "skipped", redact(str(exc), secrets_)
+        verdict, reason = "skipped", redact(str(exc), ctx.wire.secrets)
     except KitError as exc:
-        verdict, reason = "kit_error", redact(str(exc), secrets_)
+        verdict, reason = "kit_error", redact(str(exc), ctx.wire.secrets)
     except Exception as exc:  # noqa: BLE001 - a bug in a check is the kit's error, never the target's
         frame = traceback.extract_tb(exc.__traceback__)[-1]
-        verdict, reason = "kit_error", redact(f"{type(exc).__name__}: {exc} (at {frame.name}:{frame.lineno})", secrets_)
+        verdict, reason = "kit_error", redact(f"{type(exc).__name__}: {exc} (at {frame.name}:{frame.lineno})", ctx.wire.secrets)
     duration = int((time.monotonic() - started) * 1000)
     return CheckResult(name=name, verdict=verdict, reason=reason, examples=examples, triggered=triggered, duration_ms=duration, notes=notes, failures=failures, failure_count=failure_count)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shlex
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,8 @@ class Exchange:
     events: list[DataEvent | DoneEvent] = field(default_factory=list)
     stream_error: str | None = None
     """A violation of the SSE grammar, when the body was read as a stream."""
+    chunked: bool = False
+    """Whether the body went out with chunked transfer coding (no Content-Length)."""
 
     def json(self) -> Any:
         try:
@@ -69,6 +72,8 @@ class Exchange:
 
     def curl(self, secrets: tuple[str, ...] = ()) -> str:
         parts = ["curl", "-sS", "-X", self.method, self.url]
+        if self.chunked:
+            parts += ["-H", "Transfer-Encoding: chunked"]
         for name, value in self.request_headers.items():
             if name.lower() in ("authorization", "x-api-key"):
                 value = f"Bearer {REDACTED}" if name.lower() == "authorization" else REDACTED
@@ -101,13 +106,18 @@ class Wire:
         self.api_key = api_key
         self.admin_key = admin_key
         self.timeout = timeout
+        self.derived_secrets: list[str] = []
         self.client = httpx.Client(timeout=timeout, follow_redirects=False)
         self.log: list[Exchange] = []
         self.last: Exchange | None = None
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return tuple(s for s in (self.api_key, self.admin_key) if s)
+        return tuple(s for s in (self.api_key, self.admin_key, *self.derived_secrets) if s)
+
+    def also_redact(self, *values: str) -> None:
+        """Values derived from a key (a truncated or case-flipped copy) are as secret as the key itself."""
+        self.derived_secrets.extend(v for v in values if v and v not in self.derived_secrets)
 
     def close(self) -> None:
         self.client.close()
@@ -131,15 +141,16 @@ class Wire:
     def request(
         self, method: str, path: str, *, json_body: Any = None, content: bytes | None = None,
         content_type: str | None = None, auth: str | None = "api", headers: dict[str, str] | None = None,
-        stream: bool = False,
+        stream: bool = False, chunked: bool = False,
     ) -> Exchange:
+        """Send and record one request; ``chunked`` sends the body without Content-Length, in 64 KiB chunks."""
         if json_body is not None:
             content = json.dumps(json_body).encode()
             content_type = content_type or "application/json"
         sent = self.headers_for(auth, content_type, headers)
         exchange = Exchange(method, self.url(path), sent, content or b"")
         for attempt in range(MAX_RETRIES + 1):
-            exchange = Exchange(method, self.url(path), sent, content or b"")
+            exchange = Exchange(method, self.url(path), sent, content or b"", chunked=chunked)
             self._send(exchange, stream)
             if exchange.status not in (429, 503) or attempt == MAX_RETRIES or "retry-after" not in exchange.headers:
                 break
@@ -175,7 +186,9 @@ class Wire:
             if ".connect_tcp." in event or ".connect_unix_socket." in event:
                 opened.append(event)
 
-        request = self.client.build_request(exchange.method, exchange.url, headers=exchange.request_headers, content=exchange.request_body or None,
+        payload = exchange.request_body
+        content: bytes | Iterator[bytes] | None = (payload[i:i + 65536] for i in range(0, len(payload), 65536)) if exchange.chunked else (payload or None)
+        request = self.client.build_request(exchange.method, exchange.url, headers=exchange.request_headers, content=content,
                                             extensions={"trace": trace})
         try:
             response = self.client.send(request, stream=True)

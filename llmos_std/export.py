@@ -6,6 +6,9 @@ compare a fresh export with the committed files byte for byte.
 
 from __future__ import annotations
 
+import copy
+from functools import cache
+
 import json
 import re
 from collections.abc import Iterable
@@ -193,6 +196,29 @@ def openapi_document() -> dict[str, Any]:
             },
         },
     }
+
+
+def effective_openapi(*, keys_required: bool, server_url: str | None = None) -> dict[str, Any]:
+    """The document a running server serves about itself: the standard's, with ``security`` as configured.
+
+    A keyless server must not tell generic tools that they need a key (nor a keyed one the reverse):
+    without keys every operation's ``security`` is empty and no 401 is documented.
+    """
+    document = copy.deepcopy(_standard_openapi())
+    if server_url is not None:
+        document["servers"] = [{"url": server_url}]
+    if not keys_required:
+        for item in document["paths"].values():
+            for operation in item.values():
+                operation["security"] = []
+                operation["responses"].pop("401", None)
+        document["components"].pop("securitySchemes", None)
+    return document
+
+
+@cache
+def _standard_openapi() -> dict[str, Any]:
+    return openapi_document()
 
 
 # ---------------------------------------------------------------- prose

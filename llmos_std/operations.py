@@ -128,6 +128,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get_discovery", "GET", "/.well-known/llmos", "The discovery document.", "core", None, ("LLMOS-DISC-001", "LLMOS-DISC-002"), response=DiscoveryDocument),
     Operation("get_health_live", "GET", f"{LLMOS_BASE}/health/live", "Liveness: the process answers.", "core", None, ("LLMOS-HLTH-001",), response=Health, extra_responses=((503, Health, "Not live."),)),
     Operation("get_health_ready", "GET", f"{LLMOS_BASE}/health/ready", "Readiness: the server can serve requests.", "core", None, ("LLMOS-HLTH-001", "LLMOS-HLTH-002"), response=Health, extra_responses=((503, Health, "Not ready: starting, or a dependency is down."),)),
+    Operation("get_openapi", "GET", f"{LLMOS_BASE}/openapi.json", "This server's effective OpenAPI document (security as configured).", "core", "models:read", ("LLMOS-DISC-005",)),
     Operation("list_models", "GET", "/v1/models", "Servable models with LLMOS fields.", "core", "models:read", ("LLMOS-MOD-001",), response=ModelList),
     # inference
     Operation("create_completion", "POST", "/v1/completions", "Text completion (OpenAI-compatible).", "inference", "inference", _GEN_REQUIREMENTS, request=CompletionRequest, request_body="json", response=CompletionResponse, stream_chunk=CompletionChunk, errors=_GEN_ERRORS, names_serving_model=True, capability="text-generation"),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
 from llmos_std.errors import LLMOSError
@@ -16,6 +17,7 @@ from llmos_std.operations import LLMOS_BASE, OPERATIONS
 
 from reference_impl.bootstrap import bring_up
 from reference_impl.http import EdgeMiddleware, Handler, bind, llmos_error_handler, not_found_handler, unexpected_error_handler
+from reference_impl.keys import KeyStore
 from reference_impl.registry import InstalledVersion, Registry
 from reference_impl.routes import core, embeddings, inference, management
 from reference_impl.runtime import Closable, Loader, Runtime
@@ -51,6 +53,11 @@ def engine_loader(registry: Registry, settings: Settings) -> Loader:
 def create_app(settings: Settings, *, loader: Callable[[Registry, Settings], Loader] = engine_loader) -> Starlette:
     """A new application; models are installed and loaded when its lifespan starts."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    keys = KeyStore(key_file(settings), settings.api_keys)
+    if keys.empty and not settings.insecure_local:
+        raise ValueError("no API key: configure one (api_keys, or `llmos-ref serve`, which creates an admin key on first start), or serve keyless with insecure_local")
+    if "*" in settings.cors_origins:
+        raise ValueError("cors_origins must name origins: a wildcard would let every web site call the server")
     routes = [
         Route(op.path, bind(op, HANDLERS[op.id]), methods=[op.method])
         for op in OPERATIONS
@@ -79,8 +86,13 @@ def create_app(settings: Settings, *, loader: Callable[[Registry, Settings], Loa
         exception_handlers={LLMOSError: llmos_error_handler, HTTPException: not_found_handler, Exception: unexpected_error_handler},
     )
     app.state.settings = settings
+    app.state.keys = keys
     app.state.ready = False
     app.state.architectures = set(TESTED_ARCHITECTURES)
+    if settings.cors_origins:
+        # Inside the edge, so the Host allowlist and request ids cover preflights too; listed origins only, never "*".
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=True,
+                           allow_methods=["GET", "POST", "PUT", "DELETE", "HEAD"], allow_headers=["Authorization", "Content-Type", "X-Request-Id"])
     app.add_middleware(
         EdgeMiddleware,
         allowed_hosts=settings.allowed_hosts,
@@ -91,3 +103,7 @@ def create_app(settings: Settings, *, loader: Callable[[Registry, Settings], Loa
         max_concurrent=settings.limits.max_concurrent,
     )
     return app
+
+
+def key_file(settings: Settings) -> Path:
+    return Path(settings.data_dir) / "keys.json"

@@ -22,6 +22,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="a Hugging Face model dir, a .gguf file or an llmos package dir (repeatable); default: the bundled models")
     serve.add_argument("--api-key", dest="api_keys", action="append", default=[k for k in [os.environ.get("LLMOS_API_KEY")] if k],
                        help="require this bearer key (repeatable; env LLMOS_API_KEY)")
+    serve.add_argument("--insecure-local", action="store_true", default=os.environ.get("LLMOS_INSECURE_LOCAL") == "1",
+                       help="serve without keys, on loopback only (discovery then claims no security profile)")
+    serve.add_argument("--cors-origin", dest="cors_origins", action="append", default=[],
+                       help="allow this browser origin (scheme://host[:port]; repeatable; none by default)")
     serve.add_argument("--allow-host", dest="allowed_hosts", action="append", default=[],
                        help="accept this Host header in addition to loopback names")
     return parser
@@ -32,13 +36,23 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import uvicorn
 
-    from reference_impl.app import create_app
+    from reference_impl.app import create_app, key_file
+    from reference_impl.keys import KeyStore
 
     for path in args.models:
         if not path.exists():
             print(f"llmos-ref: no such model path: {path}", file=sys.stderr)
             return 2
-    settings = Settings(host=args.host, port=args.port, data_dir=args.data_dir, models=args.models, api_keys=args.api_keys)
+    if args.insecure_local and args.host not in ("127.0.0.1", "localhost", "::1"):
+        print("llmos-ref: --insecure-local serves on loopback only", file=sys.stderr)
+        return 2
+    settings = Settings(host=args.host, port=args.port, data_dir=args.data_dir, models=args.models, api_keys=args.api_keys,
+                        insecure_local=args.insecure_local, cors_origins=args.cors_origins)
+    if not settings.insecure_local:
+        created = KeyStore(key_file(settings), settings.api_keys).ensure_admin_key()
+        if created is not None:
+            print(f"llmos-ref: created an admin API key (stored only as a hash in {key_file(settings)}); it is shown this once:\n\n"
+                  f"    {created}\n\nsend it as 'Authorization: Bearer <key>', e.g.  export LLMOS_API_KEY={created}", flush=True)
     settings.allowed_hosts.extend(args.allowed_hosts)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         settings.allowed_hosts.append(args.host)

@@ -7,7 +7,6 @@ validation are the same for all of them, and the one place errors become respons
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import secrets
@@ -23,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from llmos_std import STANDARD_VERSION
 from llmos_std.errors import LLMOSError
 from llmos_std.operations import VERSION_HEADER, Operation
+from llmos_std.security import Scope as KeyScope
 from llmos_std.validation import error_from_validation
 
 log = logging.getLogger("llmos.http")
@@ -39,6 +39,7 @@ class Context:
     body: BaseModel | None
     raw: dict[str, Any] | None
     principal: str
+    scopes: tuple[KeyScope, ...] = ("admin",)
 
     @property
     def state(self) -> Any:
@@ -62,17 +63,19 @@ def error_response(error: LLMOSError) -> JSONResponse:
     return JSONResponse(error.envelope().model_dump(mode="json"), status_code=error.status, headers=headers)
 
 
-def _authenticate(request: Request, op: Operation) -> str:
-    keys: list[str] = request.app.state.settings.api_keys
-    if op.scope is None or not keys:
-        return "local"
+def _authenticate(request: Request, op: Operation) -> tuple[str, tuple[KeyScope, ...]]:
+    if op.scope is None or request.app.state.settings.insecure_local:
+        return "local", ("admin",)
     header = request.headers.get("authorization", "")
+    # RFC 9110 11.1: the scheme is case-insensitive; RFC 6750: one or more spaces before the token.
     scheme, _, token = header.partition(" ")
+    token = token.lstrip(" ")
     if scheme.lower() != "bearer" or not token:
         raise LLMOSError("missing_api_key", "this operation needs a bearer API key")
-    if not any(hmac.compare_digest(token.encode(), key.encode()) for key in keys):
+    record = request.app.state.keys.verify(token)
+    if record is None:
         raise LLMOSError("invalid_api_key", "the API key is not valid")
-    return "admin"
+    return str(record.principal), record.scopes
 
 
 async def _json_body(request: Request, op: Operation) -> tuple[BaseModel | None, dict[str, Any] | None]:
@@ -98,13 +101,13 @@ async def _json_body(request: Request, op: Operation) -> tuple[BaseModel | None,
 
 def bind(op: Operation, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        principal = _authenticate(request, op)
+        principal, scopes = _authenticate(request, op)
         body: BaseModel | None = None
         raw: dict[str, Any] | None = None
         try:
             if op.request_body == "json":
                 body, raw = await _json_body(request, op)
-            return await handler(Context(request, op, body, raw, principal))
+            return await handler(Context(request, op, body, raw, principal, scopes))
         except ClientDisconnect:
             # The client left mid-body (an aborted upload): handlers already discarded what arrived,
             # and there is nobody to answer, so this is an event for the log, not a server error.

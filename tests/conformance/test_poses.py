@@ -16,7 +16,7 @@ MISSING_ADDITIONS = {"LLMOS-DISC-001", "LLMOS-DISC-003", "LLMOS-HLTH-001", "LLMO
 
 
 def test_a_correct_plain_openai_server_fails_only_llmos_additions(tmp_path: Path, tiny_llama_dir: Path, tiny_bert_dir: Path) -> None:
-    with faulty_server(Settings(data_dir=tmp_path, models=[tiny_llama_dir, tiny_bert_dir])) as srv:
+    with faulty_server(Settings(insecure_local=True, data_dir=tmp_path, models=[tiny_llama_dir, tiny_bert_dir])) as srv:
         srv.switch.active = "plain_openai"
         settings = KitSettings(openai_base_url=f"{srv.base_url}/v1", profiles=["inference", "embeddings"],
                                max_examples=3, generation_examples=2, max_tokens=8, quiet=True)
@@ -43,7 +43,7 @@ def test_a_correct_plain_openai_server_fails_only_llmos_additions(tmp_path: Path
 
 def test_an_overclaiming_server_is_incomplete_never_passed(tmp_path: Path, tiny_llama_dir: Path, tiny_bert_dir: Path) -> None:
     chosen = [r.id for r in REQUIREMENTS if r.profile in ("tasks", "data-management", "security-strict")] + ["LLMOS-DISC-001"]
-    with faulty_server(Settings(data_dir=tmp_path, models=[tiny_llama_dir, tiny_bert_dir])) as srv:
+    with faulty_server(Settings(insecure_local=True, data_dir=tmp_path, models=[tiny_llama_dir, tiny_bert_dir])) as srv:
         srv.switch.active = "overclaiming_discovery"
         report = run(KitSettings(base_url=srv.base_url, requirements=chosen, quiet=True))
     profiles = {p.profile: p for p in report.profiles}

@@ -22,7 +22,7 @@ def _settings(base_url: str, requirement: str | None) -> KitSettings:
 
 def test_every_defect_fails_its_requirement(tmp_path: Path, tiny_llama_dir: Path, tiny_bert_dir: Path) -> None:
     started = time.monotonic()
-    with faulty_server(Settings(data_dir=tmp_path, models=[tiny_llama_dir, tiny_bert_dir])) as srv:
+    with faulty_server(Settings(insecure_local=True, data_dir=tmp_path, models=[tiny_llama_dir, tiny_bert_dir])) as srv:
         models = httpx.get(f"{srv.base_url}/v1/models", timeout=30).json()["data"]
         by_cap = {cap: next(m["id"] for m in models if cap in m["capabilities"]) for cap in ("chat", "text-generation", "embeddings")}
         srv.switch.resident.update(chat=by_cap["chat"], text=by_cap["text-generation"], embeddings=by_cap["embeddings"])
@@ -58,7 +58,7 @@ def test_cli_failure_exits_1_and_redacts_the_key(tmp_path: Path, tiny_llama_dir:
     from conformance.cli import main
 
     secret = "sk-llmos-very-secret-0123456789"
-    with faulty_server(Settings(data_dir=tmp_path / "data", models=[tiny_llama_dir, tiny_bert_dir])) as srv:
+    with faulty_server(Settings(insecure_local=True, data_dir=tmp_path / "data", models=[tiny_llama_dir, tiny_bert_dir])) as srv:
         srv.switch.active = "detail_error_shape"
         console = Console(record=True, width=120, file=io.StringIO())
         code = main(
@@ -71,3 +71,30 @@ def test_cli_failure_exits_1_and_redacts_the_key(tmp_path: Path, tiny_llama_dir:
     for text in forms:
         assert secret not in text
     assert "<redacted>" in forms[1] and "LLMOS-ERR-001" in forms[0]
+
+
+def test_every_security_defect_fails_its_requirement(tmp_path: Path, tiny_llama_dir: Path, tiny_bert_dir: Path) -> None:
+    from tests.conformance.faulty.security_defects import build_security_defects
+    from tests.support.server import free_port
+
+    key = "llmos-proof-key-0123456789abcdefXYZ"
+    with faulty_server(Settings(data_dir=tmp_path, models=[tiny_llama_dir, tiny_bert_dir], api_keys=[key])) as srv:
+        srv.switch.key = key
+        defects = build_security_defects(srv.switch)
+        wanted = sorted({d.requirement for d in defects if d.requirement})
+        settings = KitSettings(base_url=srv.base_url, api_key=key, callback_url=f"http://127.0.0.1:{free_port()}", quiet=True)
+        clean = run(settings.model_copy(update={"requirements": wanted}))
+        assert {r.id: r.verdict for r in clean.requirements if r.verdict != "pass"} == {}
+        missed: dict[str, str] = {}
+        for defect in defects:
+            assert defect.requirement is not None
+            srv.switch.active = defect.name
+            report = run(settings.model_copy(update={"requirements": [defect.requirement]}))
+            verdict = {r.id: r.verdict for r in report.requirements}.get(defect.requirement)
+            if verdict != "fail":
+                missed[defect.name] = f"{defect.requirement}: {verdict}"
+            text = report.model_dump_json()
+            assert key not in text and key[:-1] not in text and key.swapcase() not in text, defect.name  # never in any report
+        srv.switch.active = None
+    print(f"\nsecurity proof of power: caught {len(defects) - len(missed)}/{len(defects)}")
+    assert missed == {}

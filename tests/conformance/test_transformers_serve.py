@@ -19,6 +19,7 @@ PINNED: dict[str, str] = {
     "LLMOS-DISC-001": "fail", "LLMOS-DISC-002": "fail", "LLMOS-DISC-003": "fail", "LLMOS-HLTH-001": "fail", "LLMOS-HLTH-002": "fail",
     "LLMOS-MOD-001": "fail", "LLMOS-INF-007": "fail",
     "LLMOS-DISC-004": "skipped",  # no discovery, so no declared limits
+    "LLMOS-DISC-005": "fail",  # (SHOULD) no /llmos/v1/openapi.json: its /openapi.json is FastAPI's, open to all
     "LLMOS-MOD-003": "skipped",  # no version or digest listed, so no pinned id can be formed
     # OpenAI wire: an unknown model is a 400 {"detail": ...} ("Server is pinned to ..."), not 404 model_not_found.
     "LLMOS-MOD-002": "fail",

@@ -14,7 +14,7 @@ from tests.support.server import RunningServer, running_server
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, tiny_llama_dir: Path, tiny_bert_dir: Path) -> Iterator[RunningServer]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("server-data"), models=[tiny_llama_dir, tiny_bert_dir])
+    settings = Settings(insecure_local=True, data_dir=tmp_path_factory.mktemp("server-data"), models=[tiny_llama_dir, tiny_bert_dir])
     with running_server(settings) as srv:
         yield srv
 

@@ -15,7 +15,7 @@ from tests.support.server import running_server
 @pytest.mark.parametrize("fixture", ["tiny_gpt2_dir", "tiny_t5_dir"])
 def test_completions_serve_and_stream_the_same_text(fixture: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     model_dir: Path = request.getfixturevalue(fixture)
-    with running_server(Settings(data_dir=tmp_path / "data", models=[model_dir])) as srv, \
+    with running_server(Settings(insecure_local=True, data_dir=tmp_path / "data", models=[model_dir])) as srv, \
             httpx.Client(base_url=srv.base_url, timeout=60) as http:
         listed = http.get("/v1/models").json()["data"]
         assert len(listed) == 1 and "text-generation" in listed[0]["capabilities"]
@@ -35,7 +35,7 @@ def test_completions_serve_and_stream_the_same_text(fixture: str, request: pytes
 # an empty prompt became a zero-length tensor and a 500 (a 200 then an error event when streamed).
 @pytest.mark.parametrize("prompt", ["", [""]])
 def test_an_empty_prompt_is_served_from_the_boundary_token(prompt: object, tiny_gpt2_dir: Path, tmp_path: Path) -> None:
-    with running_server(Settings(data_dir=tmp_path / "data", models=[tiny_gpt2_dir])) as srv, \
+    with running_server(Settings(insecure_local=True, data_dir=tmp_path / "data", models=[tiny_gpt2_dir])) as srv, \
             httpx.Client(base_url=srv.base_url, timeout=60) as http:
         model = http.get("/v1/models").json()["data"][0]["id"]
         body = {"model": model, "prompt": prompt, "max_tokens": 4, "temperature": 0}

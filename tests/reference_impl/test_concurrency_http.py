@@ -13,7 +13,7 @@ from tests.support.server import running_server
 
 
 def test_a_request_past_max_concurrent_waits_for_the_running_stream(tmp_path: Path, tiny_llama_dir: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data", models=[tiny_llama_dir])
+    settings = Settings(insecure_local=True, data_dir=tmp_path / "data", models=[tiny_llama_dir])
     settings.limits.max_concurrent = 1
     with running_server(settings) as srv, httpx.Client(base_url=srv.base_url, timeout=60) as http:
         assert http.get("/.well-known/llmos").json()["limits"]["max_concurrent"] == 1

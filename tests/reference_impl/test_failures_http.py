@@ -53,7 +53,7 @@ def failing_after(deltas: int) -> Any:
 
 
 def test_engine_failure_mid_stream_is_an_error_event_then_done(tmp_path: Path, tiny_llama_dir: Path) -> None:
-    with running_server(Settings(data_dir=tmp_path, models=[tiny_llama_dir]), loader=failing_after(2)) as srv, \
+    with running_server(Settings(insecure_local=True, data_dir=tmp_path, models=[tiny_llama_dir]), loader=failing_after(2)) as srv, \
             httpx.Client(base_url=srv.base_url, timeout=60) as http:
         name = http.get("/v1/models").json()["data"][0]["id"]
         body = {"model": name, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 20, "stream": True}
@@ -120,7 +120,7 @@ def test_kill_9_during_upload_then_restart_finds_the_registry_consistent(tmp_pat
         if process.poll() is None:
             process.kill()
             process.wait(10)
-    with running_server(Settings(data_dir=tmp_path, models=[tiny_llama_dir])) as srv, httpx.Client(base_url=srv.base_url, timeout=60) as http:
+    with running_server(Settings(insecure_local=True, data_dir=tmp_path, models=[tiny_llama_dir])) as srv, httpx.Client(base_url=srv.base_url, timeout=60) as http:
         assert http.head(f"/llmos/v1/blobs/{digest}").status_code == 404
         leftovers = [p for p in (tmp_path / "registry" / "tmp").rglob("*") if p.is_file()] if (tmp_path / "registry" / "tmp").exists() else []
         assert leftovers == []
@@ -131,7 +131,7 @@ def test_kill_9_during_upload_then_restart_finds_the_registry_consistent(tmp_pat
 
 
 def test_a_client_that_disconnects_cancels_its_generation(tmp_path: Path, tiny_llama_dir: Path) -> None:
-    with running_server(Settings(data_dir=tmp_path / "data", models=[tiny_llama_dir])) as srv, \
+    with running_server(Settings(insecure_local=True, data_dir=tmp_path / "data", models=[tiny_llama_dir])) as srv, \
             httpx.Client(base_url=srv.base_url, timeout=60) as http:
         version = srv.app.state.registry.versions("tiny-llama")[0]
         model = srv.app.state.runtime.loaded(version)
@@ -164,7 +164,7 @@ def test_an_upload_cut_short_keeps_nothing_and_is_no_server_error(tmp_path: Path
     for name in ("uvicorn.error", "llmos"):
         logging.getLogger(name).addHandler(seen)
     try:
-        with running_server(Settings(data_dir=tmp_path / "data", models=[tiny_llama_dir])) as srv, \
+        with running_server(Settings(insecure_local=True, data_dir=tmp_path / "data", models=[tiny_llama_dir])) as srv, \
                 httpx.Client(base_url=srv.base_url, timeout=30) as http:
             port = int(srv.base_url.rsplit(":", 1)[1])
             with socket.create_connection(("127.0.0.1", port)) as raw:

@@ -37,7 +37,7 @@ def _broken_copy(source: Path, dest: Path) -> Path:
 
 
 def test_full_lifecycle(tmp_path: Path, tiny_llama_dir: Path) -> None:
-    with running_server(Settings(data_dir=tmp_path / "data", models=[tiny_llama_dir])) as srv, \
+    with running_server(Settings(insecure_local=True, data_dir=tmp_path / "data", models=[tiny_llama_dir])) as srv, \
             LLMOSClient(srv.base_url) as api, httpx.Client(base_url=srv.base_url, timeout=120) as http:
         name = api.list_models().data[0].id
         v1 = api.get_managed_model(name).versions[0]
@@ -104,7 +104,7 @@ def test_full_lifecycle(tmp_path: Path, tiny_llama_dir: Path) -> None:
 
 
 def test_unload_drains_in_flight_streams(tmp_path: Path, tiny_llama_dir: Path) -> None:
-    with running_server(Settings(data_dir=tmp_path / "data", models=[tiny_llama_dir])) as srv, \
+    with running_server(Settings(insecure_local=True, data_dir=tmp_path / "data", models=[tiny_llama_dir])) as srv, \
             LLMOSClient(srv.base_url) as api, httpx.Client(base_url=srv.base_url, timeout=120) as http:
         name = api.list_models().data[0].id
         version = api.get_managed_model(name).versions[0].version
@@ -129,7 +129,7 @@ def test_unload_drains_in_flight_streams(tmp_path: Path, tiny_llama_dir: Path) -
 
 
 def test_install_refusals_leave_the_registry_unchanged(tmp_path: Path, tiny_llama_dir: Path) -> None:
-    with running_server(Settings(data_dir=tmp_path / "data", models=[tiny_llama_dir])) as srv, \
+    with running_server(Settings(insecure_local=True, data_dir=tmp_path / "data", models=[tiny_llama_dir])) as srv, \
             httpx.Client(base_url=srv.base_url, timeout=60) as http:
         before = http.get("/llmos/v1/models").json()
         wrong = http.put("/llmos/v1/blobs/sha256:" + "0" * 64, content=b"not that", headers={"content-type": "application/octet-stream"})
@@ -155,7 +155,7 @@ def test_install_refusals_leave_the_registry_unchanged(tmp_path: Path, tiny_llam
 
 def test_a_minimal_manifest_is_served_back_as_uploaded(tmp_path: Path, tiny_llama_dir: Path) -> None:
     """The package digest covers the JSON as uploaded: omitted optional fields stay omitted."""
-    with running_server(Settings(data_dir=tmp_path / "data", models=[tiny_llama_dir])) as srv, \
+    with running_server(Settings(insecure_local=True, data_dir=tmp_path / "data", models=[tiny_llama_dir])) as srv, \
             httpx.Client(base_url=srv.base_url, timeout=60) as http:
         full = pack(tiny_llama_dir, name="minimal", version="1.0.0", out=tmp_path / "pk", license="MIT").model_dump(mode="json")
         minimal = {key: value for key, value in full.items() if value not in ([], {}, None)}
@@ -188,7 +188,7 @@ def _slow_first_load(name: str, version: str, seconds: float) -> Any:
 
 
 def test_a_load_past_max_load_seconds_fails_and_the_active_version_keeps_serving(tmp_path: Path, tiny_llama_dir: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data", models=[tiny_llama_dir])
+    settings = Settings(insecure_local=True, data_dir=tmp_path / "data", models=[tiny_llama_dir])
     settings.limits.max_load_seconds = 1
     with running_server(settings, loader=_slow_first_load("tiny-llama", "2.0.0", 3.0)) as srv, \
             LLMOSClient(srv.base_url) as api, httpx.Client(base_url=srv.base_url, timeout=60) as http:

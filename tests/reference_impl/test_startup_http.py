@@ -19,7 +19,7 @@ def _versions(http: httpx.Client, name: str) -> list[dict[str, object]]:
 
 
 def test_a_local_model_becomes_a_package_and_survives_a_restart(tmp_path: Path, tiny_llama_dir: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data", models=[tiny_llama_dir])
+    settings = Settings(insecure_local=True, data_dir=tmp_path / "data", models=[tiny_llama_dir])
     with running_server(settings) as srv, httpx.Client(base_url=srv.base_url, timeout=60) as http:
         first = _versions(http, "tiny-llama")
         assert [(v["version"], v["state"], v["active"]) for v in first] == [("1.0.0", "ready", True)]
@@ -36,7 +36,7 @@ def test_a_local_model_becomes_a_package_and_survives_a_restart(tmp_path: Path, 
 
 def test_a_package_directory_is_served_under_its_own_name_and_version(tmp_path: Path, tiny_llama_dir: Path) -> None:
     manifest = pack(tiny_llama_dir, name="packed-llama", version="2.1.0", out=tmp_path / "package", license="MIT")
-    with running_server(Settings(data_dir=tmp_path / "data", models=[tmp_path / "package"])) as srv, \
+    with running_server(Settings(insecure_local=True, data_dir=tmp_path / "data", models=[tmp_path / "package"])) as srv, \
             httpx.Client(base_url=srv.base_url, timeout=60) as http:
         versions = _versions(http, "packed-llama")
         assert [(v["version"], v["digest"], v["state"]) for v in versions] == [("2.1.0", manifest.digest(), "ready")]

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from llmos_std.models import is_model_id
-from llmos_std.operations import VERSION_HEADER
+from llmos_std.operations import LLMOS_BASE, VERSION_HEADER
 from llmos_std.profiles import closure
 
 from conformance.bodies import CAPABILITY_OF, PATH_OF, minimal_body
@@ -189,3 +189,25 @@ def malformed_model_id(ctx: Context) -> CheckOutcome:
         return True
 
     return run_property(ctx, ids, prop, examples=ctx.settings.max_examples, what="malformed model ids")
+
+
+@check("served_openapi_matches_auth")
+def served_openapi_matches_auth(ctx: Context) -> CheckOutcome:
+    document = ok_json(ctx.wire.request("GET", f"{LLMOS_BASE}/openapi.json"))
+    if not isinstance(document, dict) or not str(document.get("openapi", "")).startswith("3.") or not isinstance(document.get("paths"), dict):
+        raise CheckFailed("an OpenAPI 3.x document", f"{str(document)[:160]}")
+    keyed = "bearer" in ((ctx.plan.discovery or {}).get("auth") or [])
+    count = 0
+    for path, item in document["paths"].items():
+        for method, operation in (item or {}).items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            count += 1
+            security = operation.get("security", document.get("security", []))
+            needs_key = isinstance(security, list) and any(security)
+            public = path in ("/.well-known/llmos",) or path.startswith(f"{LLMOS_BASE}/health/")
+            if keyed and not public and not needs_key:
+                raise CheckFailed(f"{method.upper()} {path} documented as needing the bearer key (discovery says auth is bearer)", f"security {security!r}")
+            if not keyed and needs_key:
+                raise CheckFailed(f"{method.upper()} {path} documented without security (discovery says no keys)", f"security {security!r}")
+    return CheckOutcome(examples=count, triggered=count)

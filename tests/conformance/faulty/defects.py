@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmos_std.export import schema_files
 from tests.conformance.faulty.lifecycle_defects import Around, Call, around_defects
+from tests.conformance.faulty.security_defects import build_security_defects
 
 Headers = list[tuple[bytes, bytes]]
 RequestRewrite = Callable[[str, dict[str, str], bytes], tuple[dict[str, str], bytes]]
@@ -42,6 +43,10 @@ class DefectSwitch:
     active: str | None = None
     resident: dict[str, str] = field(default_factory=dict)
     """Path -> a model that exists, for the defect that serves unknown models."""
+    key: str = ""
+    """The keyed server's API key, for the security defects that bypass or loosen it."""
+    last_auth: str = ""
+    """The last Authorization header the layer saw (a defect echoes it)."""
     models_asked: list[str] = field(default_factory=list)
     """Every ``model`` value the plain-OpenAI pose was sent, as sent."""
 
@@ -371,7 +376,7 @@ class DefectLayer:
     def __init__(self, app: ASGIApp, switch: DefectSwitch) -> None:
         self.app = app
         self.switch = switch
-        self.defects = {**build_defects(switch), **build_poses(switch)}
+        self.defects = {**build_defects(switch), **build_poses(switch), **{d.name: d for d in build_security_defects(switch)}}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         defect = self.defects.get(self.switch.active or "")
