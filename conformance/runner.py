@@ -157,7 +157,8 @@ def _requirement_result(req: Requirement, plan: Plan, settings: KitSettings, res
     else:
         checks = [results.get(n) or CheckResult(name=n, verdict="untested", reason=NOT_IMPLEMENTED) for n in names]
     return RequirementResult(id=req.id, level=req.level, profile=req.profile, surface=req.surface, sentence=req.sentence,
-                             verdict=worst([c.verdict for c in checks]), checks=checks)
+                             verdict="unsupported" if req.profile not in plan.claimed else worst([c.verdict for c in checks]),
+                             checks=checks, self_declared=req.self_declared)
 
 
 def _counts(verdicts: list[Verdict]) -> dict[str, int]:

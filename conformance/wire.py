@@ -141,7 +141,7 @@ class Wire:
     def request(
         self, method: str, path: str, *, json_body: Any = None, content: bytes | None = None,
         content_type: str | None = None, auth: str | None = "api", headers: dict[str, str] | None = None,
-        stream: bool = False, chunked: bool = False,
+        stream: bool = False, chunked: bool = False, retry: bool = True,
     ) -> Exchange:
         """Send and record one request; ``chunked`` sends the body without Content-Length, in 64 KiB chunks."""
         if json_body is not None:
@@ -152,7 +152,7 @@ class Wire:
         for attempt in range(MAX_RETRIES + 1):
             exchange = Exchange(method, self.url(path), sent, content or b"", chunked=chunked)
             self._send(exchange, stream)
-            if exchange.status not in (429, 503) or attempt == MAX_RETRIES or "retry-after" not in exchange.headers:
+            if not retry or exchange.status not in (429, 503) or attempt == MAX_RETRIES or "retry-after" not in exchange.headers:
                 break
             time.sleep(_retry_after(exchange.headers["retry-after"]))
         self.log.append(exchange)

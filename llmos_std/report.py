@@ -74,6 +74,8 @@ class RequirementResult(WireModel):
     sentence: str
     verdict: Verdict
     checks: list[CheckResult]
+    self_declared: bool = False
+    """Not observable over HTTP: the vendor declares it; ``skipped`` with no checks, never ``pass``."""
 
 
 class ProfileResult(WireModel):

@@ -37,6 +37,9 @@ class Requirement(BaseModel):
     """Names of the conformance checks that test it."""
     surface: Surface = "llmos"
     """Whether a plain OpenAI-compatible server is expected to meet it already (see ``Surface``)."""
+    self_declared: bool = False
+    """Not observable over HTTP (how keys are stored, constant-time comparison): the vendor declares it,
+    the report shows it as such, and no kit check exists or is expected."""
 
 
 OPENAI_WIRE: frozenset[str] = frozenset({
@@ -49,9 +52,9 @@ OPENAI_WIRE: frozenset[str] = frozenset({
 """The requirements on the OpenAI wire itself; every other requirement is an LLMOS addition."""
 
 
-def _r(id_: str, level: Level, profile: ProfileName, sentence: str, *checks: str) -> Requirement:
+def _r(id_: str, level: Level, profile: ProfileName, sentence: str, *checks: str, self_declared: bool = False) -> Requirement:
     surface: Surface = "openai-wire" if id_ in OPENAI_WIRE else "llmos"
-    return Requirement(id=id_, level=level, sentence=sentence, profile=profile, checks=tuple(checks), surface=surface)
+    return Requirement(id=id_, level=level, sentence=sentence, profile=profile, checks=tuple(checks), surface=surface, self_declared=self_declared)
 
 
 _CORE: tuple[Requirement, ...] = (
@@ -163,11 +166,13 @@ _SECURITY: tuple[Requirement, ...] = (
     _r("LLMOS-SEC-007", "MUST", "security-baseline", "A server MUST NOT answer `Access-Control-Allow-Origin: *` together with `Access-Control-Allow-Credentials: true`, and MUST NOT reflect an origin it was not configured to allow.", "cors_not_wildcard_with_credentials"),
     _r("LLMOS-SEC-008", "MUST", "security-baseline", "Every route a server answers besides its operations, such as documentation pages, a served OpenAPI document, metrics, tokenizer or server-state routes, MUST require the bearer key too: without one it MUST answer 401, or 404 or 405 when it serves nothing there.", "side_routes_need_keys"),
     _r("LLMOS-SEC-009", "MUST", "security-baseline", "A field bounded by a declared limit MUST be refused with 400 naming it for absurd values too (2^63, negative, fractional, or a numeric string), and the server MUST stay ready after each hostile request.", "limits_absurd_values"),
-    _r("LLMOS-SEC-010", "MUST", "security-standard", "A key without the scope an operation requires MUST fail with 403 `insufficient_scope`.", "scope_enforced"),
-    _r("LLMOS-SEC-011", "MUST", "security-standard", "A created key's secret MUST appear only in the creating response, and revocation and expiry MUST take effect on the next request.", "key_lifecycle"),
-    _r("LLMOS-SEC-012", "MUST", "security-standard", "A key over its rate limit MUST fail with 429 `rate_limited` and a `Retry-After` header.", "rate_limit_429"),
-    _r("LLMOS-SEC-013", "MUST", "security-standard", "Every mutating call MUST produce an audit event naming the actor, the operation and the request id.", "audit_events_recorded"),
+    _r("LLMOS-SEC-010", "MUST", "security-standard", "A key without the scope an operation requires MUST fail with 403 `insufficient_scope` and a `WWW-Authenticate: Bearer` challenge carrying `error=\"insufficient_scope\"`, model management, key management and audit each needing their own scope.", "scope_enforced"),
+    _r("LLMOS-SEC-011", "MUST", "security-standard", "A created key's secret MUST appear only in the creating response, which MUST carry `Cache-Control: no-store`, and revocation and expiry MUST take effect on the next request.", "key_lifecycle"),
+    _r("LLMOS-SEC-012", "MUST", "security-standard", "A key over its rate limit MUST fail with 429 `rate_limited` and a `Retry-After` header, and MUST NOT slow down or refuse any other key.", "rate_limit_429"),
+    _r("LLMOS-SEC-013", "MUST", "security-standard", "Every mutating call, allowed or denied, MUST produce an audit event naming the actor, the operation, the target, the outcome, the status and the request id, listed by `GET /llmos/v1/audit/events` with cursor paging, and audit output MUST NOT contain any secret.", "audit_events_recorded"),
     _r("LLMOS-SEC-014", "MUST", "security-standard", "Every response MUST carry an `X-Request-Id` header, echoing a well-formed one the client sent.", "request_id_header"),
+    _r("LLMOS-SEC-015", "MUST", "security-standard", "A server MUST store keys only in a form from which the secret cannot be recovered, such as a hash, and MUST compare presented keys in constant time.", self_declared=True),
+    _r("LLMOS-SEC-016", "SHOULD", "security-standard", "Responses to a key with a rate limit SHOULD carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` headers that count down as the key is used.", "rate_limit_headers"),
     _r("LLMOS-SEC-020", "MUST", "security-strict", "A server MUST install only packages signed by a trusted signer, refusing others with `signature_required`, `untrusted_signer` or `signature_mismatch`.", "signed_packages_only"),
     _r("LLMOS-SEC-021", "MUST", "security-strict", "A server MUST refuse packages carrying pickle weights, code files or `auto_map` entries with 400 `format_forbidden`.", "no_code_in_packages"),
     _r("LLMOS-SEC-022", "MUST", "security-strict", "A resource owned by another principal MUST be answered as 404, never 403, and never appear in listings.", "owner_isolation"),
@@ -197,7 +202,9 @@ def registry_problems() -> list[str]:
         seen.add(req.id)
         if re.search(rf"\b{req.level}\b", req.sentence) is None:
             problems.append(f"{req.id}: sentence lacks its level keyword {req.level}")
-        if req.level == "MUST" and not req.checks:
+        if req.level == "MUST" and not req.checks and not req.self_declared:
             problems.append(f"{req.id}: a MUST without a check")
+        if req.self_declared and req.checks:
+            problems.append(f"{req.id}: self-declared yet checked")
     problems.extend(f"{rid}: classified openai-wire but not in the registry" for rid in sorted(OPENAI_WIRE - seen))
     return problems

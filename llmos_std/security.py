@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, JsonValue
 
+from llmos_std.canonical import canonicalize
 from llmos_std.wire import OpenWireModel, WireModel
+
+GENESIS_HASH = "0" * 64
+"""The ``prev_hash`` of the first audit event."""
+
+
+def audit_event_hash(event: dict[str, JsonValue]) -> str:
+    """The chain link of one event: hex SHA-256 of its ``prev_hash`` followed by the RFC 8785
+    canonical JSON of the event without its ``hash`` member (``prev_hash`` included)."""
+    body = {k: v for k, v in event.items() if k != "hash"}
+    prev = str(event.get("prev_hash", ""))
+    return hashlib.sha256(prev.encode("ascii") + canonicalize(body)).hexdigest()
 
 Scope = Literal[
     "models:read",
@@ -33,11 +46,11 @@ class Principal(OpenWireModel):
 
 class KeyCreateRequest(WireModel):
     name: str = Field(min_length=1, max_length=128)
-    scopes: list[Scope] = Field(min_length=1)
+    scopes: list[Scope] = Field(min_length=1, max_length=16)
     """Must be a subset of the caller's own scopes."""
-    expires_at: int | None = None
+    expires_at: int | None = Field(default=None, ge=0, le=2**53)
     """Unix seconds; null means no expiry."""
-    rate_limit_per_minute: int | None = Field(default=None, ge=1)
+    rate_limit_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
 
 
 class ApiKey(OpenWireModel):
@@ -70,7 +83,9 @@ class AuditEvent(OpenWireModel):
     seq: int = Field(ge=0)
     time: int
     actor: str
-    """The principal that made the call."""
+    """The principal that made the call (``anonymous`` when no valid key was presented)."""
+    key_id: str | None = None
+    """The id of the key the call was made with, never its secret."""
     request_id: str
     operation: str
     """The operation id from the operation table."""

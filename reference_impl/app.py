@@ -17,15 +17,17 @@ from llmos_std.operations import LLMOS_BASE, OPERATIONS
 
 from reference_impl.bootstrap import bring_up
 from reference_impl.http import EdgeMiddleware, Handler, bind, llmos_error_handler, not_found_handler, unexpected_error_handler
+from reference_impl.audit import AuditLog
 from reference_impl.keys import KeyStore
+from reference_impl.ratelimit import RateLimiter
 from reference_impl.registry import InstalledVersion, Registry
-from reference_impl.routes import core, embeddings, inference, management
+from reference_impl.routes import core, embeddings, inference, management, security
 from reference_impl.runtime import Closable, Loader, Runtime
 from reference_impl.settings import Settings
 
 log = logging.getLogger("llmos.app")
 
-HANDLERS: dict[str, Handler] = {**core.HANDLERS, **inference.HANDLERS, **embeddings.HANDLERS, **management.HANDLERS}
+HANDLERS: dict[str, Handler] = {**core.HANDLERS, **inference.HANDLERS, **embeddings.HANDLERS, **management.HANDLERS, **security.HANDLERS}
 
 TESTED_ARCHITECTURES = (
     "BertModel", "GPT2LMHeadModel", "LlamaForCausalLM", "T5ForConditionalGeneration", "llama",
@@ -87,6 +89,8 @@ def create_app(settings: Settings, *, loader: Callable[[Registry, Settings], Loa
     )
     app.state.settings = settings
     app.state.keys = keys
+    app.state.audit = AuditLog(Path(settings.data_dir) / "audit.jsonl")
+    app.state.rate_limiter = RateLimiter()
     app.state.ready = False
     app.state.architectures = set(TESTED_ARCHITECTURES)
     if settings.cors_origins:

@@ -25,6 +25,8 @@ from llmos_std.operations import VERSION_HEADER, Operation
 from llmos_std.security import Scope as KeyScope
 from llmos_std.validation import error_from_validation
 
+from reference_impl.keys import KeyRecord
+
 log = logging.getLogger("llmos.http")
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -63,9 +65,19 @@ def error_response(error: LLMOSError) -> JSONResponse:
     return JSONResponse(error.envelope().model_dump(mode="json"), status_code=error.status, headers=headers)
 
 
-def _authenticate(request: Request, op: Operation) -> tuple[str, tuple[KeyScope, ...]]:
+@dataclass(frozen=True)
+class Caller:
+    principal: str
+    scopes: tuple[KeyScope, ...]
+    key: KeyRecord | None = None
+
+
+LOCAL = Caller("local", ("admin",))
+
+
+def _authenticate(request: Request, op: Operation) -> Caller:
     if op.scope is None or request.app.state.settings.insecure_local:
-        return "local", ("admin",)
+        return LOCAL
     header = request.headers.get("authorization", "")
     # RFC 9110 11.1: the scheme is case-insensitive; RFC 6750: one or more spaces before the token.
     scheme, _, token = header.partition(" ")
@@ -75,7 +87,23 @@ def _authenticate(request: Request, op: Operation) -> tuple[str, tuple[KeyScope,
     record = request.app.state.keys.verify(token)
     if record is None:
         raise LLMOSError("invalid_api_key", "the API key is not valid")
-    return str(record.principal), record.scopes
+    if op.scope not in record.scopes and "admin" not in record.scopes:
+        raise LLMOSError("insufficient_scope", f"this operation needs the {op.scope!r} scope",
+                         headers={"WWW-Authenticate": f'Bearer realm="llmos", error="insufficient_scope", scope="{op.scope}"'})
+    return Caller(record.principal, record.scopes, record)
+
+
+def _rate_limit(request: Request, caller: Caller) -> dict[str, str]:
+    """Spend one of the key's tokens; over the limit -> 429 with Retry-After. Returns the RateLimit-* headers."""
+    key = caller.key
+    if key is None or key.rate_limit_per_minute is None:
+        return {}
+    decision = request.app.state.rate_limiter.take(key.id, key.rate_limit_per_minute)
+    headers = {"RateLimit-Limit": str(decision.limit), "RateLimit-Remaining": str(decision.remaining), "RateLimit-Reset": str(decision.reset_seconds)}
+    if not decision.allowed:
+        raise LLMOSError("rate_limited", f"rate limit of {decision.limit} requests per minute exceeded",
+                         headers={**headers, "Retry-After": str(decision.retry_after)})
+    return headers
 
 
 async def _json_body(request: Request, op: Operation) -> tuple[BaseModel | None, dict[str, Any] | None]:
@@ -101,21 +129,43 @@ async def _json_body(request: Request, op: Operation) -> tuple[BaseModel | None,
 
 def bind(op: Operation, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        principal, scopes = _authenticate(request, op)
-        body: BaseModel | None = None
-        raw: dict[str, Any] | None = None
+        caller: Caller | None = None
+        status = 500
         try:
+            caller = _authenticate(request, op)
+            limits = _rate_limit(request, caller)
+            body: BaseModel | None = None
+            raw: dict[str, Any] | None = None
             if op.request_body == "json":
                 body, raw = await _json_body(request, op)
-            return await handler(Context(request, op, body, raw, principal, scopes))
+            response = await handler(Context(request, op, body, raw, caller.principal, caller.scopes))
+            response.headers.update(limits)
+            status = response.status_code
+            return response
+        except LLMOSError as exc:
+            status = exc.status
+            raise
         except ClientDisconnect:
             # The client left mid-body (an aborted upload): handlers already discarded what arrived,
             # and there is nobody to answer, so this is an event for the log, not a server error.
             log.info("client disconnected during %s %s (request %s)", op.method, op.path, request.scope.get("llmos.request_id"))
+            status = 400
             return Response(status_code=400)
+        finally:
+            if op.mutating:
+                _audit(request, op, caller, status)
 
     endpoint.__name__ = op.id
     return endpoint
+
+
+def _audit(request: Request, op: Operation, caller: Caller | None, status: int) -> None:
+    """Every mutating call, allowed or denied, leaves an event (actor, key id, target, outcome, request id)."""
+    target = "/".join(str(request.path_params[p]) for p in op.path_params) or None
+    request.app.state.audit.record(
+        actor=caller.principal if caller else "anonymous", key_id=caller.key.id if caller and caller.key else None,
+        operation=op.id, target=target, status=status, request_id=str(request.scope.get("llmos.request_id", "")),
+    )
 
 
 async def llmos_error_handler(request: Request, exc: Exception) -> Response:

@@ -13,7 +13,7 @@ import json
 import os
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from llmos_std.security import Scope
@@ -35,6 +35,12 @@ class KeyRecord:
     created: int
     source: str
     """``configuration`` or ``file``."""
+    expires_at: int | None = None
+    revoked: bool = False
+    rate_limit_per_minute: int | None = None
+
+    def usable(self, now: float) -> bool:
+        return not self.revoked and (self.expires_at is None or now < self.expires_at)
 
 
 def _hash(secret: str) -> str:
@@ -62,14 +68,16 @@ class KeyStore:
         except FileNotFoundError:
             return []
         return [
-            KeyRecord(r["id"], r["name"], r["principal"], tuple(r["scopes"]), r["hash"], r["prefix"], int(r["created"]), "file")
+            KeyRecord(r["id"], r["name"], r["principal"], tuple(r["scopes"]), r["hash"], r["prefix"], int(r["created"]), "file",
+                      r.get("expires_at"), bool(r.get("revoked", False)), r.get("rate_limit_per_minute"))
             for r in data.get("keys", [])
         ]
 
     def _save(self) -> None:
         """Atomic: the new file is written beside the old one, flushed, then renamed over it."""
         rows = [
-            {"id": r.id, "name": r.name, "principal": r.principal, "scopes": list(r.scopes), "hash": r.hash, "prefix": r.prefix, "created": r.created}
+            {"id": r.id, "name": r.name, "principal": r.principal, "scopes": list(r.scopes), "hash": r.hash, "prefix": r.prefix, "created": r.created,
+             "expires_at": r.expires_at, "revoked": r.revoked, "rate_limit_per_minute": r.rate_limit_per_minute}
             for r in self._records if r.source == "file"
         ]
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,10 +93,12 @@ class KeyStore:
     def empty(self) -> bool:
         return not self._records
 
-    def create(self, name: str, scopes: tuple[Scope, ...], principal: str = "prn_admin") -> tuple[KeyRecord, str]:
+    def create(self, name: str, scopes: tuple[Scope, ...], principal: str = "prn_admin", *,
+               expires_at: int | None = None, rate_limit_per_minute: int | None = None) -> tuple[KeyRecord, str]:
         """A new key stored by hash; the secret is returned to the caller and kept nowhere."""
         secret = new_secret()
-        record = KeyRecord(f"key_{secrets.token_hex(8)}", name, principal, scopes, _hash(secret), secret[:PREFIX_SHOWN], int(time.time()), "file")
+        record = KeyRecord(f"key_{secrets.token_hex(8)}", name, principal, scopes, _hash(secret), secret[:PREFIX_SHOWN], int(time.time()), "file",
+                           expires_at, False, rate_limit_per_minute)
         self._records.append(record)
         self._save()
         return record, secret
@@ -100,9 +110,22 @@ class KeyStore:
         return self.create("admin (created on first start)", ("admin",))[1]
 
     def verify(self, presented: str) -> KeyRecord | None:
+        """The usable key with this secret: revoked and expired keys fail from the next request on."""
         digest = _hash(presented)
         found: KeyRecord | None = None
         for record in self._records:  # every record is compared, so timing does not reveal which matched
             if hmac.compare_digest(digest.encode(), record.hash.encode()):
                 found = record
-        return found
+        return found if found is not None and found.usable(time.time()) else None
+
+    def of(self, principal: str) -> list[KeyRecord]:
+        return [r for r in self._records if r.principal == principal]
+
+    def revoke(self, key_id: str, principal: str) -> KeyRecord | None:
+        """Revoke one of ``principal``'s keys kept in the key file (configured keys are the operator's)."""
+        for i, record in enumerate(self._records):
+            if record.id == key_id and record.principal == principal and record.source == "file":
+                self._records[i] = replace(record, revoked=True)
+                self._save()
+                return self._records[i]
+        return None

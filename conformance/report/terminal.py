@@ -49,7 +49,8 @@ def render(report: ConformanceReport, console: Console) -> None:
         table.add_column("verdict")
         table.add_column("checks")
         for req in (r for r in report.requirements if r.profile == profile.profile):
-            table.add_row(req.id, req.level, req.surface, f"[{STYLE[req.verdict]}]{req.verdict}[/]", "; ".join(_check_cell(c) for c in req.checks))
+            cell = "self-declared: not observable over HTTP; the vendor declares it" if req.self_declared else "; ".join(_check_cell(c) for c in req.checks)
+            table.add_row(req.id, req.level, req.surface, f"[{STYLE[req.verdict]}]{req.verdict}[/]", cell)
         console.print(table)
     for req in report.requirements:
         for c in req.checks:

@@ -19,7 +19,7 @@ from reference_impl.http import Context, Handler, wire_json
 from reference_impl.settings import Settings
 
 SERVED_PROFILES: tuple[ProfileName, ...] = ("core", "inference", "embeddings", "model-management", "model-packages")
-KEYED_PROFILES: tuple[ProfileName, ...] = ("security-baseline",)
+KEYED_PROFILES: tuple[ProfileName, ...] = ("security-baseline", "security-standard")
 """Claimed only when the server needs keys: a keyless local server claims no security profile."""
 
 

@@ -82,7 +82,7 @@ def test_every_security_defect_fails_its_requirement(tmp_path: Path, tiny_llama_
         srv.switch.key = key
         defects = build_security_defects(srv.switch)
         wanted = sorted({d.requirement for d in defects if d.requirement})
-        settings = KitSettings(base_url=srv.base_url, api_key=key, callback_url=f"http://127.0.0.1:{free_port()}", quiet=True)
+        settings = KitSettings(base_url=srv.base_url, api_key=key, admin_key=key, callback_url=f"http://127.0.0.1:{free_port()}", quiet=True)
         clean = run(settings.model_copy(update={"requirements": wanted}))
         assert {r.id: r.verdict for r in clean.requirements if r.verdict != "pass"} == {}
         missed: dict[str, str] = {}

@@ -109,3 +109,19 @@ def test_model_id_syntax(text: str, parsed: ModelRef | None) -> None:
     else:
         assert ModelRef.parse(text) == parsed
         assert str(parsed) == text
+
+
+def test_the_audit_chain_worked_example_in_the_spec_reproduces() -> None:
+    """spec/src/10-security.md shows one event, its canonical form and its hash: all three must match the code."""
+    import re
+    from pathlib import Path
+
+    from llmos_std.canonical import canonicalize
+    from llmos_std.security import GENESIS_HASH, audit_event_hash
+
+    text = (Path(__file__).resolve().parents[2] / "spec" / "src" / "10-security.md").read_text(encoding="utf-8")
+    event = {"id": "evt_00000000", "object": "llmos.audit_event", "seq": 0, "time": 1767225600, "actor": "prn_admin", "key_id": "key_3kT9wq",
+             "request_id": "req_6f1c2e9a", "operation": "create_key", "target": None, "outcome": "success", "status": 201, "prev_hash": GENESIS_HASH}
+    assert canonicalize(event).decode() in text.split("```text\n", 1)[1].split("\n```", 1)[0]
+    shown = re.search(r"its `hash` is `([0-9a-f]{64})`", text)
+    assert shown is not None and shown.group(1) == audit_event_hash(event)

@@ -101,6 +101,29 @@ def build_security_defects(switch: DefectSwitch) -> list[Defect]:
             body = json.dumps(doc).encode()
         return status, headers, body
 
+    def any_key_is_admin(path: str, headers: dict[str, str], body: bytes) -> tuple[dict[str, str], bytes]:
+        if headers.get("authorization", "").lower().startswith("bearer llmos-"):
+            headers = {**headers, "authorization": f"Bearer {switch.key}"}
+        return headers, body
+
+    def drop(*names: bytes, path_prefix: str = "/") -> ResponseRewrite:
+        def rewrite(path: str, req: dict[str, Any] | None, status: int, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+            if path.startswith(path_prefix):
+                headers = [(k, v) for k, v in headers if k.lower() not in names]
+            return status, headers, body
+
+        return rewrite
+
+    def denied_not_audited(path: str, req: dict[str, Any] | None, status: int, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+        doc = _json(body)
+        if path == "/llmos/v1/audit/events" and isinstance(doc, dict):
+            doc["data"] = [e for e in doc.get("data", []) if e.get("outcome") != "failure"]
+            body = json.dumps(doc).encode()
+        return status, headers, body
+
+    def request_id_replaced(path: str, req: dict[str, Any] | None, status: int, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+        return status, [(k, v if k.lower() != b"x-request-id" else b"srv-" + v[::-1][:20]) for k, v in headers], body
+
     echo: RequestRewrite = remember
     rows: list[tuple[str, str, RequestRewrite | None, ResponseRewrite | None]] = [
         ("auth_bypass_one_route", "LLMOS-SEC-001", bypass_one_route, None),
@@ -114,5 +137,11 @@ def build_security_defects(switch: DefectSwitch) -> list[Defect]:
         ("metrics_open", "LLMOS-SEC-008", None, open_metrics),
         ("absurd_max_tokens_500", "LLMOS-SEC-009", None, absurd_500),
         ("openapi_security_dropped", "LLMOS-DISC-005", None, openapi_without_security),
+        ("scopes_ignored", "LLMOS-SEC-010", any_key_is_admin, None),
+        ("secret_response_cacheable", "LLMOS-SEC-011", None, drop(b"cache-control", path_prefix="/llmos/v1/keys")),
+        ("retry_after_missing", "LLMOS-SEC-012", None, drop(b"retry-after")),
+        ("denied_calls_not_audited", "LLMOS-SEC-013", None, denied_not_audited),
+        ("request_id_not_echoed", "LLMOS-SEC-014", None, request_id_replaced),
+        ("ratelimit_headers_missing", "LLMOS-SEC-016", None, drop(b"ratelimit-limit", b"ratelimit-remaining", b"ratelimit-reset")),
     ]
     return [Defect(name, requirement, request=request, response=response) for name, requirement, request, response in rows]
