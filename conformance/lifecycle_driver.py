@@ -7,12 +7,15 @@ name per check, so no check depends on another's leftovers), otherwise the vendo
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from llmos_std.management import SETTLED_STATES
 from llmos_std.operations import LLMOS_BASE
+from llmos_std.signing import generate_key_pair, sign_package, signer_key_id
 
 from conformance.context import Context
 from conformance.judging import expect_error, ok_json
@@ -218,6 +221,8 @@ def package(ctx: Context, name: str, version: str, *, index: int, loadable: bool
 
 def upload(ctx: Context, pkg: Package) -> None:
     """PUT every blob of a package that HEAD does not find (a server may collect blobs of deleted versions)."""
+    known: dict[str, bytes] = ctx.cache.setdefault("blob_bytes", {})
+    known.update(pkg.blobs())
     for digest, data in pkg.blobs().items():
         if ctx.wire.request("HEAD", f"{LLMOS_BASE}/blobs/{digest}", auth="admin").status == 200:
             continue
@@ -226,7 +231,43 @@ def upload(ctx: Context, pkg: Package) -> None:
 
 
 def post_manifest(ctx: Context, manifest: dict[str, Any]) -> Exchange:
-    return ctx.wire.request("POST", f"{LLMOS_BASE}/packages", json_body=manifest, auth="admin")
+    return ctx.wire.request("POST", f"{LLMOS_BASE}/packages", json_body=signed(ctx, manifest), auth="admin")
+
+
+def signed(ctx: Context, manifest: dict[str, Any]) -> dict[str, Any]:
+    """On a target that installs only signed packages, the kit signs what it installs with its own key.
+
+    Manifests that already carry signatures (the signature checks' own) and manifests naming a blob the
+    kit never built (refusals judged before any signature) go as they are.
+    """
+    if "security-strict" not in ctx.plan.claimed or "signatures" in manifest:
+        return manifest
+    known: dict[str, bytes] = ctx.cache.get("blob_bytes", {})
+    files = manifest.get("files")
+    if not isinstance(files, list) or not all(isinstance(f, dict) and f.get("digest") in known and isinstance(f.get("path"), str) for f in files):
+        return manifest
+    return {**manifest, "signatures": [sign_package(manifest, {f["path"]: known[f["digest"]] for f in files}, kit_signing_key(ctx))]}
+
+
+def kit_signing_key(ctx: Context, role: str = "kit", *, trusted: bool = True) -> Path:
+    """A signing key of this run (one per role), registered with the target's trust operation unless ``trusted`` is False."""
+    key = ("signing_key", role)
+    if key not in ctx.cache:
+        folder = tempfile.TemporaryDirectory(prefix="llmos-conformance-keys-")
+        ctx.cleanup.append(folder.cleanup)
+        path = Path(folder.name) / f"{role}.pem"
+        public = generate_key_pair(path)
+        if trusted:
+            exchange = ctx.wire.request("POST", f"{LLMOS_BASE}/trust/signers", auth="admin",
+                                        json_body={"key_id": signer_key_id(public), "public_key": public.decode("ascii"), "note": ctx.name(f"signer-{role}")})
+            signer = ok_json(exchange, "TrustedSigner", status=201)
+            ctx.cleanup.append(lambda: _untrust(ctx, str(signer["id"])))
+        ctx.cache[key] = (path, folder)
+    return Path(ctx.cache[key][0])
+
+
+def _untrust(ctx: Context, signer_id: str) -> None:
+    ctx.wire.request("DELETE", f"{LLMOS_BASE}/trust/signers/{signer_id}", auth="admin")
 
 
 def install(ctx: Context, pkg: Package) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from llmos_std import STANDARD_VERSION
-from llmos_std.profiles import PROFILES, ProfileName
+from llmos_std.profiles import PROFILES
 from llmos_std.report import (
     EXIT_KIT_ERROR,
     MAX_FAILURES_SHOWN,

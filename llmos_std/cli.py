@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a manifest or package failed validation or verification
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -71,6 +72,32 @@ def _digest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keygen(args: argparse.Namespace) -> int:
+    from llmos_std.signing import generate_key_pair, signer_key_id
+
+    public = generate_key_pair(args.private_key)
+    public_path = args.private_key.with_suffix(".pub.pem")
+    public_path.write_bytes(public)
+    print(f"{args.private_key} (private, 0600)\n{public_path} (public; give it to the servers that should trust you)\nkey_id {signer_key_id(public)}")
+    return 0
+
+
+def _sign(args: argparse.Namespace) -> int:
+    from llmos_std.signing import sign_package
+
+    _require(args.package_dir)
+    manifest = verification.validate(args.package_dir)
+    path = args.package_dir / verification.MANIFEST_NAME
+    document = json.loads(path.read_text(encoding="utf-8"))
+    files = {entry.path: args.package_dir / entry.path for entry in manifest.files}
+    document["signatures"] = [*document.get("signatures", []), sign_package(document, files, args.key)]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)  # atomic: the manifest is either the old one or the signed one
+    print(f"signed {manifest.name}@{manifest.version} {manifest.digest()} (digest unchanged; {len(document['signatures'])} signature(s))")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmos-std", description=__doc__.splitlines()[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -102,6 +129,15 @@ def _parser() -> argparse.ArgumentParser:
     digest_cmd = commands.add_parser("digest", help="print the package digest of a manifest")
     digest_cmd.add_argument("manifest", type=Path, metavar="MANIFEST")
     digest_cmd.set_defaults(run=_digest)
+
+    keygen_cmd = commands.add_parser("keygen", help="create an ECDSA P-256 signing key pair")
+    keygen_cmd.add_argument("private_key", type=Path, metavar="PRIVATE_KEY_PEM")
+    keygen_cmd.set_defaults(run=_keygen)
+
+    sign_cmd = commands.add_parser("sign", help="add a model-signing signature to a package directory's manifest")
+    sign_cmd.add_argument("package_dir", type=Path, metavar="PACKAGE_DIR")
+    sign_cmd.add_argument("--key", type=Path, required=True, metavar="PRIVATE_KEY_PEM")
+    sign_cmd.set_defaults(run=_sign)
     return parser
 
 

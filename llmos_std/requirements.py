@@ -173,11 +173,11 @@ _SECURITY: tuple[Requirement, ...] = (
     _r("LLMOS-SEC-014", "MUST", "security-standard", "Every response MUST carry an `X-Request-Id` header, echoing a well-formed one the client sent.", "request_id_header"),
     _r("LLMOS-SEC-015", "MUST", "security-standard", "A server MUST store keys only in a form from which the secret cannot be recovered, such as a hash, and MUST compare presented keys in constant time.", self_declared=True),
     _r("LLMOS-SEC-016", "SHOULD", "security-standard", "Responses to a key with a rate limit SHOULD carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` headers that count down as the key is used.", "rate_limit_headers"),
-    _r("LLMOS-SEC-020", "MUST", "security-strict", "A server MUST install only packages signed by a trusted signer, refusing others with `signature_required`, `untrusted_signer` or `signature_mismatch`.", "signed_packages_only"),
+    _r("LLMOS-SEC-020", "MUST", "security-strict", "A server MUST install only packages carrying a model-signing bundle from a trusted signer that verifies against the package's files and its manifest without signatures, refusing an unsigned package with 403 `signature_required`, one signed only by untrusted keys with 403 `untrusted_signer`, and one whose trusted signature does not verify (tampered, forged or taken from another package) with 400 `signature_mismatch`, each leaving the registry unchanged.", "signed_packages_only"),
     _r("LLMOS-SEC-021", "MUST", "security-strict", "A server MUST refuse packages carrying pickle weights, code files or `auto_map` entries with 400 `format_forbidden`.", "no_code_in_packages"),
-    _r("LLMOS-SEC-022", "MUST", "security-strict", "A resource owned by another principal MUST be answered as 404, never 403, and never appear in listings.", "owner_isolation"),
+    _r("LLMOS-SEC-022", "MUST", "security-strict", "A resource owned by another principal MUST be answered as 404, never 403, and MUST NOT appear in listings; data one principal sends MUST NOT appear in any response to another.", "owner_isolation"),
     _r("LLMOS-SEC-023", "MUST", "security-strict", "Server-owned fields such as `owner`, `id` and `created` MUST NOT be writable by clients.", "server_fields_readonly"),
-    _r("LLMOS-SEC-024", "MUST", "security-strict", "The audit log MUST be hash-chained and verifiable through `GET /llmos/v1/audit/verify`.", "audit_chain_verifiable"),
+    _r("LLMOS-SEC-024", "MUST", "security-strict", "The audit log MUST be hash-chained as this specification constructs it, so that a client can recompute every link from the listed events, MUST be verifiable through `GET /llmos/v1/audit/verify`, and its events MUST NOT be modifiable or deletable through any operation.", "audit_chain_verifiable"),
     _r("LLMOS-SEC-025", "MUST", "security-strict", "Trust in signers MUST come only from server configuration or the admin-scoped trust operations, never from a package.", "trust_from_configuration"),
 )
 

@@ -51,6 +51,8 @@ class KeyCreateRequest(WireModel):
     expires_at: int | None = Field(default=None, ge=0, le=2**53)
     """Unix seconds; null means no expiry."""
     rate_limit_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    principal: str | None = Field(default=None, pattern=r"^prn_[A-Za-z0-9_-]{1,64}$")
+    """Whom the key is for: the caller when null; another principal (created on first use) needs ``admin``."""
 
 
 class ApiKey(OpenWireModel):

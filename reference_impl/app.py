@@ -24,6 +24,7 @@ from reference_impl.registry import InstalledVersion, Registry
 from reference_impl.routes import core, embeddings, inference, management, security
 from reference_impl.runtime import Closable, Loader, Runtime
 from reference_impl.settings import Settings
+from reference_impl.trust import TrustStore, configured_signers, local_signing_key
 
 log = logging.getLogger("llmos.app")
 
@@ -68,12 +69,14 @@ def create_app(settings: Settings, *, loader: Callable[[Registry, Settings], Loa
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        registry = Registry(Path(settings.data_dir) / "registry", accepted_formats=settings.accepted_formats)
+        registry = Registry(Path(settings.data_dir) / "registry", accepted_formats=settings.accepted_formats,
+                            trusted=trust.trusted if settings.signatures_required else None)
         runtime = Runtime(registry, loader(registry, settings), max_load_seconds=settings.limits.max_load_seconds)
         app.state.registry = registry
         app.state.runtime = runtime
         try:
-            await bring_up(registry, runtime, settings)
+            await bring_up(registry, runtime, settings,
+                           signing_key=local_signing_key(Path(settings.data_dir)) if settings.signatures_required else None)
             app.state.architectures = set(TESTED_ARCHITECTURES) | {v.manifest.architecture for v in registry.versions()}
             app.state.ready = True
             yield
@@ -89,6 +92,9 @@ def create_app(settings: Settings, *, loader: Callable[[Registry, Settings], Loa
     )
     app.state.settings = settings
     app.state.keys = keys
+    trust = TrustStore(Path(settings.data_dir) / "trust.json",
+                       configured_signers(Path(settings.data_dir), settings.trusted_signer_keys) if settings.signatures_required else [])
+    app.state.trust = trust
     app.state.audit = AuditLog(Path(settings.data_dir) / "audit.jsonl")
     app.state.rate_limiter = RateLimiter()
     app.state.ready = False

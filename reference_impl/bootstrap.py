@@ -19,6 +19,7 @@ from pathlib import Path
 
 from llmos_std.manifest import GenerationDefaults
 from llmos_std.packing import pack
+from llmos_std.signing import sign_package
 
 from reference_impl.registry import InstalledVersion, Registry
 from reference_impl.runtime import Runtime
@@ -76,19 +77,26 @@ def _chunks(path: Path) -> Iterator[bytes]:
             yield block
 
 
-def install_directory(registry: Registry, package_dir: Path, *, owner: str) -> InstalledVersion:
-    """Upload a package directory's blobs, then install its manifest: the HTTP path, in-process."""
+def install_directory(registry: Registry, package_dir: Path, *, owner: str, signing_key: Path | None = None) -> InstalledVersion:
+    """Upload a package directory's blobs, then install its manifest: the HTTP path, in-process.
+
+    With ``signing_key`` the server vouches for what its operator told it to serve: it adds its own
+    signature (the package digest is unchanged), which a strict registry then verifies like any other.
+    """
     manifest = json.loads((package_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
     for entry in manifest.get("files", []):
         if not registry.has_blob(entry["digest"]):
             registry.put_blob(entry["digest"], _chunks(package_dir / entry["path"]))
+    if signing_key is not None:
+        files = {entry["path"]: package_dir / entry["path"] for entry in manifest.get("files", [])}
+        manifest = {**manifest, "signatures": [*manifest.get("signatures", []), sign_package(manifest, files, signing_key)]}
     version, _created = registry.install(manifest, owner=owner)
     return version
 
 
-def install_source(registry: Registry, source: ModelSource, scratch: Path) -> InstalledVersion:
+def install_source(registry: Registry, source: ModelSource, scratch: Path, signing_key: Path | None = None) -> InstalledVersion:
     if source.path.is_dir() and (source.path / MANIFEST_NAME).is_file():
-        return install_directory(registry, source.path, owner="local")
+        return install_directory(registry, source.path, owner="local", signing_key=signing_key)
     existing = registry.versions(source.name)
     if existing:
         return existing[-1]
@@ -96,16 +104,16 @@ def install_source(registry: Registry, source: ModelSource, scratch: Path) -> In
         out = Path(tmp) / "package"
         pack(source.path, name=source.name, version="1.0.0", out=out, license=source.license,
              default_license="NOASSERTION", generation_defaults=source.generation_defaults)
-        return install_directory(registry, out, owner="local")
+        return install_directory(registry, out, owner="local", signing_key=signing_key)
 
 
-async def bring_up(registry: Registry, runtime: Runtime, settings: Settings) -> None:
+async def bring_up(registry: Registry, runtime: Runtime, settings: Settings, *, signing_key: Path | None = None) -> None:
     """Install what the settings name and load every model's active version (the newest if none)."""
     sources = [source_for(p) for p in settings.models] or (bundled_sources() if settings.bundled_defaults else [])
     scratch = Path(settings.data_dir) / "scratch"
     scratch.mkdir(parents=True, exist_ok=True)
     for source in sources:
-        version = await asyncio.to_thread(install_source, registry, source, scratch)
+        version = await asyncio.to_thread(install_source, registry, source, scratch, signing_key)
         log.info("installed %s@%s (%s)", version.name, version.version, version.digest)
     shutil.rmtree(scratch, ignore_errors=True)
     served: list[str] = []

@@ -24,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="require this bearer key (repeatable; env LLMOS_API_KEY)")
     serve.add_argument("--insecure-local", action="store_true", default=os.environ.get("LLMOS_INSECURE_LOCAL") == "1",
                        help="serve without keys, on loopback only (discovery then claims no security profile)")
+    serve.add_argument("--trusted-signer-key", dest="trusted_signer_keys", type=Path, action="append", default=[],
+                       help="trust packages signed with this PEM public key (repeatable), besides the server's own local key")
     serve.add_argument("--cors-origin", dest="cors_origins", action="append", default=[],
                        help="allow this browser origin (scheme://host[:port]; repeatable; none by default)")
     serve.add_argument("--allow-host", dest="allowed_hosts", action="append", default=[],
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         print("llmos-ref: --insecure-local serves on loopback only", file=sys.stderr)
         return 2
     settings = Settings(host=args.host, port=args.port, data_dir=args.data_dir, models=args.models, api_keys=args.api_keys,
-                        insecure_local=args.insecure_local, cors_origins=args.cors_origins)
+                        insecure_local=args.insecure_local, cors_origins=args.cors_origins, trusted_signer_keys=args.trusted_signer_keys)
     if not settings.insecure_local:
         created = KeyStore(key_file(settings), settings.api_keys).ensure_admin_key()
         if created is not None:

@@ -121,10 +121,11 @@ class KeyStore:
     def of(self, principal: str) -> list[KeyRecord]:
         return [r for r in self._records if r.principal == principal]
 
-    def revoke(self, key_id: str, principal: str) -> KeyRecord | None:
-        """Revoke one of ``principal``'s keys kept in the key file (configured keys are the operator's)."""
+    def revoke(self, key_id: str, principal: str | None) -> KeyRecord | None:
+        """Revoke one of ``principal``'s keys (any principal's with None: admin) kept in the key file;
+        configured keys are the operator's and stay."""
         for i, record in enumerate(self._records):
-            if record.id == key_id and record.principal == principal and record.source == "file":
+            if record.id == key_id and principal in (None, record.principal) and record.source == "file":
                 self._records[i] = replace(record, revoked=True)
                 self._save()
                 return self._records[i]

@@ -29,6 +29,7 @@ from llmos_std.management import ActivationRecord
 from llmos_std.manifest import PackageManifest
 from llmos_std.models import DIGEST_PATTERN
 from llmos_std.packages import BlobInfo
+from llmos_std.signing import verify_package
 from llmos_std.verification import CHUNK_SIZE, MANIFEST_NAME
 
 from reference_impl.admission import admit_blobs, admit_manifest
@@ -145,9 +146,12 @@ class Registry:
         *,
         accepted_formats: frozenset[str] = frozenset({"safetensors", "gguf"}),
         clock: Callable[[], float] = time.time,
+        trusted: Callable[[], Mapping[str, bytes]] | None = None,
     ) -> None:
         self.root = Path(root)
         self.accepted_formats = accepted_formats
+        self.trusted = trusted
+        """When set, only packages with a signature from one of these signers (key id -> PEM) install."""
         self._clock = clock
         self._blobs = self.root / "blobs" / "sha256"
         self._packages = self.root / "packages"
@@ -286,6 +290,9 @@ class Registry:
         text = json.dumps(dict(manifest_json), ensure_ascii=False, allow_nan=False)
         staged = self._materialise(manifest, text)
         try:
+            if self.trusted is not None:
+                # After every other admission check, on the materialised files: the bundle must bind these bytes.
+                verify_package(manifest_json, {e.path: staged / e.path for e in manifest.files}, self.trusted(), scratch=self._tmp)
             return self._commit(manifest, digest, owner, text, staged)
         finally:
             _remove(staged)

@@ -29,6 +29,10 @@ class ServerLimits(Limits):
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    @property
+    def signatures_required(self) -> bool:
+        return self.require_signatures and not self.insecure_local
+
     host: str = "127.0.0.1"
     port: int = 8400
     data_dir: Path = Path("data")
@@ -40,6 +44,10 @@ class Settings(BaseModel):
     """Admin bearer keys from the operator's configuration, besides those in ``<data_dir>/keys.json``."""
     insecure_local: bool = False
     """Serve without keys (loopback only): discovery then claims no security profile. The only way to run keyless."""
+    require_signatures: bool = True
+    """With keys on: install only packages signed by a trusted signer (security-strict). Ignored by insecure_local."""
+    trusted_signer_keys: list[Path] = Field(default_factory=list)
+    """PEM public keys of package signers to trust, besides the server's own local signing key."""
     cors_origins: list[str] = Field(default_factory=list)
     """Browser origins allowed to call the server (exact ``scheme://host[:port]``); none by default."""
     allowed_hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1", "localhost", "[::1]"])

@@ -15,7 +15,7 @@ FORBIDDEN = {
     "reference_impl": {"conformance"},
     "conformance": {"reference_impl", "torch", "transformers"},
 }
-ALLOWED_IN_LLMOS_STD = {"pydantic", "pydantic_core", "jsonschema", "llmos_std", "typing_extensions", "httpx"}
+ALLOWED_IN_LLMOS_STD = {"pydantic", "pydantic_core", "jsonschema", "llmos_std", "typing_extensions", "httpx", "model_signing", "cryptography"}
 
 
 def _imports(path: Path) -> set[str]:
@@ -44,6 +44,8 @@ def test_llmos_std_imports_only_stdlib_pydantic_jsonschema_and_httpx_in_the_clie
         assert not third_party, f"{path.name} imports {sorted(third_party)}"
         if path.parent.name != "client":
             assert "httpx" not in _imports(path), f"{path.name}: httpx belongs to llmos_std/client/ alone"
+        if path.name != "signing.py":
+            assert not _imports(path) & {"model_signing", "cryptography"}, f"{path.name}: model-signing belongs to llmos_std/signing.py alone"
 
 
 def test_torch_is_imported_only_by_the_engine() -> None:

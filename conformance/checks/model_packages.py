@@ -4,12 +4,9 @@ forbidden formats, idempotence, interrupted uploads and deletion.
 
 from __future__ import annotations
 
-import io
 import json
-import pickle
 import socket
 import time
-import zipfile
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,53 +23,16 @@ from conformance.lifecycle_driver import (
     get_model,
     install,
     listing,
-    package,
     perform,
     post_manifest,
     subject,
-    upload,
     version_path,
 )
-from conformance.package import Package
+from conformance.uploads import fresh_package, need_packages, pickle_checkpoint, refused_install, weights_index, with_files
 from conformance.verdicts import CheckFailed, CheckOutcome, Skip
 
 INTERRUPT_SETTLE_S = 0.3
 """How long the kit lets the server notice a dropped connection before it looks for leftovers."""
-
-
-def _need_packages(ctx: Context) -> None:
-    if "model-packages" not in ctx.plan.claimed:
-        raise Skip("the target does not claim model-packages")
-
-
-def _fresh(ctx: Context, role: str, version: str = "1.0.0", index: int = 1) -> Package:
-    """A package under a name of its own, blobs uploaded, not installed; removed at the end of the run."""
-    _need_packages(ctx)
-    name = ctx.name(role)
-    ctx.cleanup.append(lambda: discard(ctx, name))
-    pkg = package(ctx, name, version, index=index)
-    upload(ctx, pkg)
-    return pkg
-
-
-def _with_files(manifest: dict[str, Any], change: dict[str, Any], index: int = 0) -> dict[str, Any]:
-    files = [dict(f) for f in manifest["files"]]
-    files[index] = {**files[index], **change}
-    return {**manifest, "files": files}
-
-
-def _weights_index(manifest: dict[str, Any]) -> int:
-    return next(i for i, f in enumerate(manifest["files"]) if f["role"] == "weights")
-
-
-def _refused(ctx: Context, manifest: dict[str, Any], codes: tuple[str, ...]) -> None:
-    """The install is refused with one of ``codes`` and the registry is exactly as it was."""
-    before = listing(ctx)
-    expect_error(post_manifest(ctx, manifest), codes)
-    exchange = ctx.wire.last
-    after = listing(ctx)
-    if after != before:
-        raise CheckFailed("a refused install leaving the registry unchanged", f"{len(before)} models before, {len(after)} after; the listing changed", exchange=exchange)
 
 
 def _absent_blob(ctx: Context, seed: str) -> tuple[bytes, str]:
@@ -84,7 +44,7 @@ def _absent_blob(ctx: Context, seed: str) -> tuple[bytes, str]:
 
 @check("install_package")
 def install_package(ctx: Context) -> CheckOutcome:
-    pkg = _fresh(ctx, "install")
+    pkg = fresh_package(ctx, "install")
     try:
         created = install(ctx, pkg)
         exchange = ctx.wire.last
@@ -102,72 +62,63 @@ def install_package(ctx: Context) -> CheckOutcome:
 
 @check("install_refusals")
 def install_refusals(ctx: Context) -> CheckOutcome:
-    pkg = _fresh(ctx, "refused")
+    pkg = fresh_package(ctx, "refused")
     manifest = pkg.manifest
     _data, absent = _absent_blob(ctx, "refused-blob")
     invalid = {k: v for k, v in manifest.items() if k != "version"}
     cases: list[tuple[dict[str, Any], tuple[str, ...]]] = [
         (invalid, ("manifest_invalid",)),  # a required member missing
         ({**manifest, "version": "one"}, ("manifest_invalid",)),  # not SemVer
-        (_with_files(manifest, {"digest": absent}), ("manifest_blob_unknown",)),
-        (_with_files(manifest, {"path": "../config.json"}), ("path_invalid",)),
-        (_with_files(manifest, {"path": "/etc/config.json"}), ("path_invalid",)),
-        (_with_files(manifest, {"path": "sub/../config.json"}), ("path_invalid",)),
+        (with_files(manifest, {"digest": absent}), ("manifest_blob_unknown",)),
+        (with_files(manifest, {"path": "../config.json"}), ("path_invalid",)),
+        (with_files(manifest, {"path": "/etc/config.json"}), ("path_invalid",)),
+        (with_files(manifest, {"path": "sub/../config.json"}), ("path_invalid",)),
     ]
     for body, codes in cases:
-        _refused(ctx, body, codes)
+        refused_install(ctx, body, codes)
     expect_error(ctx.wire.request("GET", f"{LLMOS_BASE}/models/{pkg.name}", auth="admin"), ("model_not_found",))
     return CheckOutcome(examples=len(cases), triggered=len(cases))
 
 
 @check("install_verifies_blobs")
 def install_verifies_blobs(ctx: Context) -> CheckOutcome:
-    pkg = _fresh(ctx, "verify")
+    pkg = fresh_package(ctx, "verify")
     manifest = pkg.manifest
-    weights = _weights_index(manifest)
+    weights = weights_index(manifest)
     # Sizes that do not match the stored blob, one smaller and one larger.
     for index, delta in ((0, 1), (weights, -1)):
         size = manifest["files"][index]["size"] + delta
-        _refused(ctx, _with_files(manifest, {"size": size}, index), ("digest_invalid",))
+        refused_install(ctx, with_files(manifest, {"size": size}, index), ("digest_invalid",))
     # Weights that do not parse as safetensors: a header length far beyond the file.
     junk = b"\xff" * 8 + b"{}"
     digest = sha256_digest(junk)
     put = ctx.wire.request("PUT", f"{LLMOS_BASE}/blobs/{digest}", content=junk, content_type="application/octet-stream", auth="admin")
     ok_json(put, "BlobInfo", status=put.status if put.status in (200, 201) else 201)
-    _refused(ctx, _with_files(manifest, {"digest": digest, "size": len(junk)}, weights), ("weights_malformed",))
+    refused_install(ctx, with_files(manifest, {"digest": digest, "size": len(junk)}, weights), ("weights_malformed",))
     return CheckOutcome(examples=3, triggered=3)
-
-
-def _pickle_checkpoint() -> bytes:
-    """A pickle-based PyTorch checkpoint (a zip holding data.pkl) of an empty state dict: stdlib only."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-        archive.writestr("archive/data.pkl", pickle.dumps({}, protocol=2))
-        archive.writestr("archive/version", "3\n")
-    return buffer.getvalue()
 
 
 @check("format_forbidden")
 def format_forbidden(ctx: Context) -> CheckOutcome:
-    pkg = _fresh(ctx, "pickle")
+    pkg = fresh_package(ctx, "pickle")
     accepted = (ctx.plan.discovery or {}).get("accepted_formats") or []
     if "pytorch-pickle" in accepted:
         raise Skip("the target declares pytorch-pickle in accepted_formats, so pickle weights may be installed")
-    data = _pickle_checkpoint()
+    data = pickle_checkpoint()
     digest = sha256_digest(data)
     put = ctx.wire.request("PUT", f"{LLMOS_BASE}/blobs/{digest}", content=data, content_type="application/octet-stream", auth="admin")
     ok_json(put, "BlobInfo", status=put.status if put.status in (200, 201) else 201)
-    manifest = _with_files(pkg.manifest, {"path": "pytorch_model.bin", "digest": digest, "size": len(data)}, _weights_index(pkg.manifest))
+    manifest = with_files(pkg.manifest, {"path": "pytorch_model.bin", "digest": digest, "size": len(data)}, weights_index(pkg.manifest))
     manifest = {**manifest, "format": "pytorch-pickle"}
-    _refused(ctx, manifest, ("format_forbidden",))
+    refused_install(ctx, manifest, ("format_forbidden",))
     # The same pickle file declared as safetensors weights is pickle-based weights all the same.
-    _refused(ctx, {**manifest, "format": "safetensors"}, ("format_forbidden", "weights_malformed"))
+    refused_install(ctx, {**manifest, "format": "safetensors"}, ("format_forbidden", "weights_malformed"))
     return CheckOutcome(examples=2, triggered=2)
 
 
 @check("install_idempotent")
 def install_idempotent(ctx: Context) -> CheckOutcome:
-    pkg = _fresh(ctx, "idempotent")
+    pkg = fresh_package(ctx, "idempotent")
     try:
         first = install(ctx, pkg)
         again = post_manifest(ctx, pkg.manifest)
@@ -176,7 +127,7 @@ def install_idempotent(ctx: Context) -> CheckOutcome:
         if any(first[k] != second[k] for k in same):
             raise CheckFailed("the repeated install answering with the installed version unchanged", f"{ {k: second[k] for k in same} } after { {k: first[k] for k in same} }", exchange=again)
         other = {**pkg.manifest, "description": "another package under the same name and version"}
-        _refused(ctx, other, ("already_exists",))
+        refused_install(ctx, other, ("already_exists",))
         model = get_model(ctx, pkg.name)
         if [(v["version"], v["digest"]) for v in model["versions"]] != [(pkg.version, first["digest"])]:
             raise CheckFailed(f"{pkg.name}@{pkg.version} installed once, as the first manifest", repr(model["versions"]), exchange=ctx.wire.last)
@@ -204,7 +155,7 @@ def _interrupted(ctx: Context, method: str, path: str, content_type: str, body: 
 
 @check("install_atomic")
 def install_atomic(ctx: Context) -> CheckOutcome:
-    pkg = _fresh(ctx, "atomic")
+    pkg = fresh_package(ctx, "atomic")
     before = listing(ctx)
     data = b"llmos-conformance interrupted blob " + ctx.name("atomic").encode() + b"\n" * 4096
     digest = sha256_digest(data)
@@ -225,7 +176,7 @@ def install_atomic(ctx: Context) -> CheckOutcome:
 
 @check("delete_version")
 def delete_version(ctx: Context) -> CheckOutcome:
-    _need_packages(ctx)
+    need_packages(ctx)
     subj: Subject = subject(ctx, "delete", count=3)
     v1, v2, v3 = subj.versions
     name = subj.name

@@ -42,15 +42,15 @@ def mint(ctx: Context, role: str, scopes: list[str], **extra: Any) -> tuple[Mint
     body = ok_json(exchange, "ApiKeyWithSecret", status=201)
     key = Minted(str(body["id"]), str(body["secret"]))
     ctx.wire.also_redact(key.secret)
-    ctx.cleanup.append(lambda: _revoke(ctx, key.id))
+    ctx.cleanup.append(lambda: revoke(ctx, key.id))
     return key, exchange
 
 
-def _revoke(ctx: Context, key_id: str) -> None:
+def revoke(ctx: Context, key_id: str) -> None:
     ctx.wire.request("DELETE", f"{KEYS}/{key_id}", auth="admin")
 
 
-def _as(ctx: Context, key: Minted, method: str, path: str, body: Any = None, *, retry: bool = True, headers: dict[str, str] | None = None) -> Exchange:
+def as_key(ctx: Context, key: Minted, method: str, path: str, body: Any = None, *, retry: bool = True, headers: dict[str, str] | None = None) -> Exchange:
     return ctx.wire.request(method, path, json_body=body, auth=None, headers={**key.bearer(), **(headers or {})}, retry=retry)
 
 
@@ -80,10 +80,10 @@ def scope_enforced(ctx: Context) -> CheckOutcome:
     with Failures() as failures:
         for key, method, path, body in refused:
             with failures.each():
-                _insufficient(_as(ctx, key, method, path, body))
+                _insufficient(as_key(ctx, key, method, path, body))
         for key, method, path, body in allowed:
             with failures.each():
-                exchange = _as(ctx, key, method, path, body)
+                exchange = as_key(ctx, key, method, path, body)
                 if exchange.status != 200:
                     raise CheckFailed(f"200 for {method} {path} with a key holding its scope", f"{exchange.status}: {exchange.body[:200]!r}", exchange=exchange)
     count = len(refused) + len(allowed)
@@ -102,24 +102,24 @@ def key_lifecycle(ctx: Context) -> CheckOutcome:
         raise CheckFailed("the secret absent from the key listing", "the secret is listed", exchange=listing)
     if key.id not in {k["id"] for k in body["data"]}:
         raise CheckFailed(f"the new key {key.id} in the caller's listing", "absent", exchange=listing)
-    used = _as(ctx, key, "GET", "/v1/models")
+    used = as_key(ctx, key, "GET", "/v1/models")
     if used.status != 200:
         raise CheckFailed("the new key accepted", f"{used.status}", exchange=used)
     revoked = ctx.wire.request("DELETE", f"{KEYS}/{key.id}", auth="admin")
     ok_json(revoked, "DeletedObject")
-    expect_error(_as(ctx, key, "GET", "/v1/models"), ("invalid_api_key",))
+    expect_error(as_key(ctx, key, "GET", "/v1/models"), ("invalid_api_key",))
     soon = int(time.time()) + 2
     short, _ = mint(ctx, "expiring", ["models:read"], expires_at=soon)
-    before = _as(ctx, short, "GET", "/v1/models")
+    before = as_key(ctx, short, "GET", "/v1/models")
     if before.status != 200:
         raise CheckFailed("a key accepted before its expiry time", f"{before.status}", exchange=before)
     time.sleep(max(0.0, soon - time.time()) + 1.1)
-    expect_error(_as(ctx, short, "GET", "/v1/models"), ("invalid_api_key",))
+    expect_error(as_key(ctx, short, "GET", "/v1/models"), ("invalid_api_key",))
     return CheckOutcome(examples=6, triggered=6)
 
 
 def _hammer(ctx: Context, key: Minted, times: int) -> list[Exchange]:
-    return [_as(ctx, key, "GET", "/v1/models", retry=False) for _ in range(times)]
+    return [as_key(ctx, key, "GET", "/v1/models", retry=False) for _ in range(times)]
 
 
 @check("rate_limit_429")
@@ -138,7 +138,7 @@ def rate_limit_429(ctx: Context) -> CheckOutcome:
                 if not retry.isdigit() or int(retry) < 1:
                     raise CheckFailed("Retry-After in whole seconds, at least 1", repr(retry or None), exchange=exchange)
         with failures.each():
-            neighbour = _as(ctx, other, "GET", "/v1/models", retry=False)
+            neighbour = as_key(ctx, other, "GET", "/v1/models", retry=False)
             if neighbour.status != 200:
                 raise CheckFailed("another key unaffected by the limited one", f"{neighbour.status}", exchange=neighbour)
     return CheckOutcome(examples=len(answers) + 1, triggered=len(over))
@@ -158,7 +158,7 @@ def rate_limit_headers(ctx: Context) -> CheckOutcome:
     return CheckOutcome(examples=3, triggered=3)
 
 
-def _all_events(ctx: Context) -> tuple[list[dict[str, Any]], list[Exchange]]:
+def all_events(ctx: Context) -> tuple[list[dict[str, Any]], list[Exchange]]:
     events: list[dict[str, Any]] = []
     pages: list[Exchange] = []
     cursor: str | None = None
@@ -183,10 +183,10 @@ def audit_events_recorded(ctx: Context) -> CheckOutcome:
     secret = str(ok_json(minted, status=201)["secret"])
     ctx.wire.also_redact(secret)
     minted_id = str(json.loads(minted.body)["id"])
-    ctx.cleanup.append(lambda: _revoke(ctx, minted_id))
-    _as(ctx, reader, "POST", KEYS, {"name": ctx.name("denied"), "scopes": ["models:read"]}, headers={"X-Request-Id": denied_id})
+    ctx.cleanup.append(lambda: revoke(ctx, minted_id))
+    as_key(ctx, reader, "POST", KEYS, {"name": ctx.name("denied"), "scopes": ["models:read"]}, headers={"X-Request-Id": denied_id})
     ctx.wire.request("POST", KEYS, json_body={"name": ctx.name("anonymous"), "scopes": ["models:read"]}, auth=None, headers={"X-Request-Id": anon_id})
-    events, pages = _all_events(ctx)
+    events, pages = all_events(ctx)
     by_request = {str(e.get("request_id")): e for e in events}
     expected = [(allowed_id, "success", 201), (denied_id, "failure", 403), (anon_id, "failure", 401)]
     with Failures() as failures:

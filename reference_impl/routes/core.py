@@ -20,11 +20,13 @@ from reference_impl.settings import Settings
 
 SERVED_PROFILES: tuple[ProfileName, ...] = ("core", "inference", "embeddings", "model-management", "model-packages")
 KEYED_PROFILES: tuple[ProfileName, ...] = ("security-baseline", "security-standard")
+TRUST_OPERATIONS = ("list_trusted_signers", "add_trusted_signer", "remove_trusted_signer")
 """Claimed only when the server needs keys: a keyless local server claims no security profile."""
 
 
 def served_profiles(settings: Settings) -> list[ProfileName]:
-    return list(closure(SERVED_PROFILES + (() if settings.insecure_local else KEYED_PROFILES)))
+    keyed = () if settings.insecure_local else KEYED_PROFILES + (("security-strict",) if settings.signatures_required else ())
+    return list(closure(SERVED_PROFILES + keyed))
 
 
 async def get_discovery(ctx: Context) -> Response:
@@ -40,7 +42,7 @@ async def get_discovery(ctx: Context) -> Response:
             auth=["none"] if settings.insecure_local else ["bearer"],
             accepted_formats=sorted(settings.accepted_formats),
             architectures=sorted(ctx.state.architectures),
-            trust_operations=[],
+            trust_operations=list(TRUST_OPERATIONS) if settings.signatures_required else [],
         )
     )
 

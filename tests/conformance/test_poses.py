@@ -42,13 +42,17 @@ def test_a_correct_plain_openai_server_fails_only_llmos_additions(tmp_path: Path
 
 
 def test_an_overclaiming_server_is_incomplete_never_passed(tmp_path: Path, tiny_llama_dir: Path, tiny_bert_dir: Path) -> None:
-    chosen = [r.id for r in REQUIREMENTS if r.profile in ("tasks", "data-management", "security-strict")] + ["LLMOS-DISC-001"]
+    chosen = [r.id for r in REQUIREMENTS if r.profile in ("tasks", "data-management")] + ["LLMOS-DISC-001"]
     with faulty_server(Settings(insecure_local=True, data_dir=tmp_path, models=[tiny_llama_dir, tiny_bert_dir])) as srv:
         srv.switch.active = "overclaiming_discovery"
         report = run(KitSettings(base_url=srv.base_url, requirements=chosen, quiet=True))
+        # The same keyless server also claims the security profiles: those the kit can check, and they fail.
+        security = run(KitSettings(base_url=srv.base_url, requirements=["LLMOS-SEC-001"], quiet=True))
     profiles = {p.profile: p for p in report.profiles}
-    for name in ("tasks", "data-management", "security-strict"):
+    for name in ("tasks", "data-management"):
         assert profiles[name].claimed and profiles[name].verdict == "incomplete"
         assert profiles[name].untested and all(r.startswith("LLMOS-") for r in profiles[name].untested)
     assert profiles["core"].verdict == "pass"
     assert report.exit_code == 4
+    assert {r.id: r.verdict for r in security.requirements if r.verdict != "unsupported"} == {"LLMOS-SEC-001": "fail"}
+    assert security.exit_code == 1

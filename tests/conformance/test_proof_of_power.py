@@ -80,6 +80,7 @@ def test_every_security_defect_fails_its_requirement(tmp_path: Path, tiny_llama_
     key = "llmos-proof-key-0123456789abcdefXYZ"
     with faulty_server(Settings(data_dir=tmp_path, models=[tiny_llama_dir, tiny_bert_dir], api_keys=[key])) as srv:
         srv.switch.key = key
+        srv.switch.data_dir = tmp_path
         defects = build_security_defects(srv.switch)
         wanted = sorted({d.requirement for d in defects if d.requirement})
         settings = KitSettings(base_url=srv.base_url, api_key=key, admin_key=key, callback_url=f"http://127.0.0.1:{free_port()}", quiet=True)

@@ -12,6 +12,7 @@ import json
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -46,6 +47,8 @@ class DefectSwitch:
     key: str = ""
     """The keyed server's API key, for the security defects that bypass or loosen it."""
     last_auth: str = ""
+    data_dir: Path | None = None
+    """The server's data folder (a defect signs with the server's own key found there)."""
     """The last Authorization header the layer saw (a defect echoes it)."""
     models_asked: list[str] = field(default_factory=list)
     """Every ``model`` value the plain-OpenAI pose was sent, as sent."""

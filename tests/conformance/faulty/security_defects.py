@@ -124,6 +124,33 @@ def build_security_defects(switch: DefectSwitch) -> list[Defect]:
     def request_id_replaced(path: str, req: dict[str, Any] | None, status: int, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
         return status, [(k, v if k.lower() != b"x-request-id" else b"srv-" + v[::-1][:20]) for k, v in headers], body
 
+    def sign_the_unsigned(path: str, headers: dict[str, str], body: bytes) -> tuple[dict[str, str], bytes]:
+        """The server signs whatever arrives unsigned with its own key: signatures stop meaning anything."""
+        from llmos_std.signing import sign_package
+
+        doc = _json(body)
+        if path == "/llmos/v1/packages" and isinstance(doc, dict) and not doc.get("signatures") and switch.data_dir is not None:
+            blobs = switch.data_dir / "registry" / "blobs" / "sha256"
+            files = {f["path"]: blobs / f["digest"].removeprefix("sha256:") for f in doc.get("files", [])}
+            if all(p.exists() for p in files.values()):
+                doc["signatures"] = [sign_package(doc, files, switch.data_dir / "signing" / "local-signing-key.pem")]
+                body = json.dumps(doc).encode()
+        return headers, body
+
+    def chain_edited(path: str, req: dict[str, Any] | None, status: int, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+        doc = _json(body)
+        if path == "/llmos/v1/audit/events" and isinstance(doc, dict) and len(doc.get("data", [])) > 1:
+            doc["data"][1]["status"] = 200  # an event edited after the fact, its hash left as it was
+            body = json.dumps(doc).encode()
+        return status, headers, body
+
+    def others_key_403(path: str, req: dict[str, Any] | None, status: int, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+        doc = _json(body)
+        if path.startswith("/llmos/v1/keys/") and status == 404 and isinstance(doc, dict):
+            error = {"error": {"message": "that key belongs to another principal", "type": "permission_error", "param": None, "code": "insufficient_scope"}}
+            return 403, [(b"content-type", b"application/json")], json.dumps(error).encode()
+        return status, headers, body
+
     echo: RequestRewrite = remember
     rows: list[tuple[str, str, RequestRewrite | None, ResponseRewrite | None]] = [
         ("auth_bypass_one_route", "LLMOS-SEC-001", bypass_one_route, None),
@@ -143,5 +170,8 @@ def build_security_defects(switch: DefectSwitch) -> list[Defect]:
         ("denied_calls_not_audited", "LLMOS-SEC-013", None, denied_not_audited),
         ("request_id_not_echoed", "LLMOS-SEC-014", None, request_id_replaced),
         ("ratelimit_headers_missing", "LLMOS-SEC-016", None, drop(b"ratelimit-limit", b"ratelimit-remaining", b"ratelimit-reset")),
+        ("unsigned_packages_signed_by_the_server", "LLMOS-SEC-020", sign_the_unsigned, None),
+        ("isolation_answered_403", "LLMOS-SEC-022", None, others_key_403),
+        ("audit_event_edited", "LLMOS-SEC-024", None, chain_edited),
     ]
     return [Defect(name, requirement, request=request, response=response) for name, requirement, request, response in rows]
