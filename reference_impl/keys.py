@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from llmos_std.security import Scope
+
+from reference_impl.private_files import write_private_json
 
 KEY_PREFIX = "llmos-"
 """Secrets start with this, so that leak scanners and people can recognise them."""
@@ -74,20 +75,12 @@ class KeyStore:
         ]
 
     def _save(self) -> None:
-        """Atomic: the new file is written beside the old one, flushed, then renamed over it."""
         rows = [
             {"id": r.id, "name": r.name, "principal": r.principal, "scopes": list(r.scopes), "hash": r.hash, "prefix": r.prefix, "created": r.created,
              "expires_at": r.expires_at, "revoked": r.revoked, "rate_limit_per_minute": r.rate_limit_per_minute}
             for r in self._records if r.source == "file"
         ]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump({"keys": rows}, handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
+        write_private_json(self.path, {"keys": rows})
 
     @property
     def empty(self) -> bool:

@@ -8,7 +8,6 @@ are read at start and cannot be removed through the API.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 from pathlib import Path
@@ -16,6 +15,8 @@ from pathlib import Path
 from llmos_std.errors import LLMOSError
 from llmos_std.security import TrustedSigner
 from llmos_std.signing import generate_key_pair, public_key_of, signer_key_id
+
+from reference_impl.private_files import write_private_json
 
 LOCAL_KEY_NAME = "local-signing-key.pem"
 
@@ -54,13 +55,7 @@ class TrustStore:
 
     def _save(self) -> None:
         rows = [s.model_dump(mode="json") for s in self._signers if s.source == "api"]
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump({"signers": rows}, handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
+        write_private_json(self.path, {"signers": rows})
 
     def trusted(self) -> dict[str, bytes]:
         return {s.key_id: s.public_key.encode("ascii") for s in self._signers}
