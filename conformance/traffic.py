@@ -6,14 +6,24 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from llmos_std.operations import LLMOS_BASE
+
 from conformance.bodies import CAPABILITY_OF, PATH_OF, PROFILE_OF, RESPONSE_OF, minimal_body
 from conformance.context import Context
 from conformance.judging import ok_json
-from conformance.verdicts import Skip
+from conformance.verdicts import CheckFailed, Skip
 from conformance.wire import Exchange
 
 PROMPTS = ("Once upon a time", "The capital of France is", "hello world", "1, 2, 3, 4,", "The quick brown fox", "def main():")
 prompts = st.sampled_from(PROMPTS)
+
+def still_ready(ctx: Context, after: Exchange | None) -> None:
+    """The hostile request just sent must have left the target ready (counted in ``ctx.cache["hostile"]``)."""
+    ctx.cache["hostile"] = ctx.cache.get("hostile", 0) + 1
+    exchange = ctx.wire.request("GET", f"{LLMOS_BASE}/health/ready", auth=None)
+    if exchange.status != 200:
+        raise CheckFailed("the server still ready after a hostile request", f"/health/ready answered {exchange.status}", exchange=after or exchange)
+
 
 def available_ops(ctx: Context, *, generation_only: bool = False) -> list[str]:
     """The JSON inference operations the run can exercise (claimed profile and a model for it)."""

@@ -19,7 +19,7 @@ from conformance.bodies import CAPABILITY_OF, PATH_OF, minimal_body
 from conformance.context import Context
 from conformance.judging import expect_error, expect_status
 from conformance.registry import check
-from conformance.traffic import available_ops, first_op
+from conformance.traffic import available_ops, first_op, still_ready
 from conformance.verdicts import CheckFailed, CheckOutcome, Failures, Skip
 from conformance.wire import Exchange
 
@@ -33,14 +33,6 @@ SIDE_ROUTES: tuple[tuple[str, str], ...] = (
 """Routes LLM servers commonly answer besides the standard's operations (vLLM, llama.cpp, Ollama, TGI, SGLang...)."""
 
 PATH_VALUES = {"version": "1.0.0", "digest": "sha256:" + "0" * 64, "task": "summarize"}
-
-
-def _ready(ctx: Context, after: Exchange | None) -> None:
-    """The hostile request just sent must have left the target ready."""
-    ctx.cache["hostile"] = ctx.cache.get("hostile", 0) + 1
-    exchange = ctx.wire.request("GET", f"{LLMOS_BASE}/health/ready", auth=None)
-    if exchange.status != 200:
-        raise CheckFailed("the server still ready after a hostile request", f"/health/ready answered {exchange.status}", exchange=after or exchange)
 
 
 def _path(ctx: Context, op: Operation) -> str:
@@ -83,7 +75,7 @@ def auth_required_everywhere(ctx: Context) -> CheckOutcome:
                 else:
                     expect_error(exchange, ("missing_api_key",))
                 _challenge(exchange, invalid_token=False)
-                _ready(ctx, exchange)
+                still_ready(ctx, exchange)
     return CheckOutcome(examples=len(ops), triggered=len(ops))
 
 
@@ -100,7 +92,7 @@ def side_routes_need_keys(ctx: Context) -> CheckOutcome:
                     raise CheckFailed(f"401 without a key (or 404/405: nothing served) on {method} {path}", f"{exchange.status}: {exchange.body[:160]!r}", exchange=exchange)
                 if exchange.status == 401:
                     _challenge(exchange, invalid_token=False)
-                _ready(ctx, exchange)
+                still_ready(ctx, exchange)
     return CheckOutcome(examples=len(SIDE_ROUTES), triggered=len(SIDE_ROUTES), notes=[f"{len(SIDE_ROUTES)} side routes probed without a key"])
 
 
@@ -130,7 +122,7 @@ def key_compared_exactly(ctx: Context) -> CheckOutcome:
                     raise CheckFailed(f"401 invalid_api_key for the key {what}", f"{exchange.status}", exchange=exchange)
                 expect_error(exchange, ("invalid_api_key",))
                 _challenge(exchange, invalid_token=True)
-                _ready(ctx, exchange)
+                still_ready(ctx, exchange)
         for scheme in ("bearer", "BEARER", "BeArEr"):
             count += 1
             with failures.each():
@@ -166,7 +158,7 @@ def no_credential_echo(ctx: Context) -> CheckOutcome:
                 for secret in presented:
                     if secret in seen or secret.lower() in seen.lower():
                         raise CheckFailed("no presented credential in the response", f"a credential echoed in the {exchange.status} response to {method} {path}", exchange=exchange)
-                _ready(ctx, exchange)
+                still_ready(ctx, exchange)
     return CheckOutcome(examples=len(probes), triggered=len(probes))
 
 
@@ -187,7 +179,7 @@ def body_limit_413(ctx: Context) -> CheckOutcome:
             with failures.each():
                 exchange = ctx.wire.request("POST", PATH_OF[op], content=body, content_type="application/json", chunked=chunked)
                 expect_error(exchange, ("payload_too_large",))
-                _ready(ctx, exchange)
+                still_ready(ctx, exchange)
     return CheckOutcome(examples=2, triggered=2)
 
 
@@ -201,7 +193,7 @@ def host_allowlist(ctx: Context) -> CheckOutcome:
                 with failures.each():
                     exchange = ctx.wire.request(method, path, auth=auth, headers={"Host": host})
                     expect_error(exchange, ("host_not_allowed",))
-                    _ready(ctx, exchange)
+                    still_ready(ctx, exchange)
     return CheckOutcome(examples=len(probes) * len(hosts), triggered=len(probes) * len(hosts))
 
 
@@ -256,7 +248,7 @@ def no_server_side_fetch(ctx: Context) -> CheckOutcome:
             for body in bodies:
                 exchange = ctx.wire.request("POST", PATH_OF[op], json_body=body)
                 sent += 1
-                _ready(ctx, exchange)
+                still_ready(ctx, exchange)
         if "model-packages" in ctx.plan.claimed:
             manifest = {"schema_version": "1", "name": ctx.name("fetch"), "version": "1.0.0", "files": [{"path": target, "digest": "sha256:" + "0" * 64, "size": 1, "role": "weights"}]}
             ctx.wire.request("POST", f"{LLMOS_BASE}/packages", json_body=manifest, auth="admin")
@@ -287,7 +279,7 @@ def cors_not_wildcard_with_credentials(ctx: Context) -> CheckOutcome:
                     raise CheckFailed("never Access-Control-Allow-Origin: * with credentials", "* with Access-Control-Allow-Credentials: true", exchange=exchange)
                 if allow == origin:
                     raise CheckFailed(f"an unlisted origin not reflected ({method} {path})", f"Access-Control-Allow-Origin: {allow}", exchange=exchange)
-                _ready(ctx, exchange)
+                still_ready(ctx, exchange)
     return CheckOutcome(examples=len(probes), triggered=len(probes))
 
 
@@ -312,5 +304,5 @@ def limits_absurd_values(ctx: Context) -> CheckOutcome:
                 with failures.each():
                     exchange = ctx.wire.request("POST", PATH_OF[op], json_body={**base, field: value})
                     expect_error(exchange, ("invalid_value", "limit_exceeded"), param=field)
-                    _ready(ctx, exchange)
+                    still_ready(ctx, exchange)
     return CheckOutcome(examples=count, triggered=count)

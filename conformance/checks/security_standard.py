@@ -12,13 +12,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from llmos_std.canonical import sha256_digest
 from llmos_std.operations import LLMOS_BASE, OPERATIONS_BY_ID
 
 from conformance.bodies import CAPABILITY_OF, PATH_OF, minimal_body
 from conformance.context import Context
 from conformance.judging import expect_error, ok_json
 from conformance.registry import check
-from conformance.traffic import first_op
+from conformance.traffic import first_op, still_ready
+from conformance.uploads import fresh_package, refused_install, weights_index, with_files
 from conformance.verdicts import CheckFailed, CheckOutcome, Failures, Skip
 from conformance.wire import Exchange
 
@@ -243,3 +245,46 @@ def request_id_header(ctx: Context) -> CheckOutcome:
                         raise CheckFailed("a fresh id per request", f"{got!r} repeated", exchange=exchange)
                     seen_ids.add(got)
     return CheckOutcome(examples=len(probes), triggered=len(probes))
+
+
+@check("upload_hardening")
+def upload_hardening(ctx: Context) -> CheckOutcome:
+    pkg = fresh_package(ctx, "hostile-upload")
+    manifest = pkg.manifest
+    weights = weights_index(manifest)
+    junk = b"\xff" * 8 + b"{not a safetensors header"
+    junk_digest = sha256_digest(junk)
+    ctx.wire.request("PUT", f"{LLMOS_BASE}/blobs/{junk_digest}", content=junk, content_type="application/octet-stream", auth="admin")
+    never = sha256_digest(f"{ctx.name('never-uploaded')}".encode())
+    first = manifest["files"][0]
+    installs: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
+        ("traversal path", with_files(manifest, {"path": "../../etc/passwd"}), ("path_invalid", "manifest_invalid")),
+        ("absolute path", with_files(manifest, {"path": "/etc/passwd"}), ("path_invalid", "manifest_invalid")),
+        ("duplicate path", {**manifest, "files": [*manifest["files"], dict(first)]}, ("manifest_invalid", "path_invalid")),
+        ("blob never uploaded", with_files(manifest, {"digest": never}, weights), ("manifest_blob_unknown",)),
+        ("malformed digest in the manifest", with_files(manifest, {"digest": "sha256:XYZ"}, weights), ("manifest_invalid", "digest_invalid")),
+        ("weights with a malformed header", with_files(manifest, {"digest": junk_digest, "size": len(junk)}, weights), ("weights_malformed",)),
+    ]
+    data = b"llmos-conformance hostile blob\n"
+    blobs: list[tuple[str, str, tuple[int, ...]]] = [
+        ("bytes that miss their digest", f"{LLMOS_BASE}/blobs/{sha256_digest(data + b'x')}", (400,)),
+        ("an upper-case digest", f"{LLMOS_BASE}/blobs/sha256:{sha256_digest(data)[7:].upper()}", (400, 404)),
+        ("another algorithm", f"{LLMOS_BASE}/blobs/sha512:{'0' * 128}", (400, 404)),
+        ("a truncated digest", f"{LLMOS_BASE}/blobs/sha256:{'0' * 63}", (400, 404)),
+    ]
+    with Failures() as failures:
+        for _what, body, codes in installs:
+            with failures.each():
+                refused_install(ctx, body, codes)
+                still_ready(ctx, ctx.wire.last)
+        for what, path, statuses in blobs:
+            with failures.each():
+                exchange = ctx.wire.request("PUT", path, content=data, content_type="application/octet-stream", auth="admin")
+                if exchange.status not in statuses:
+                    raise CheckFailed(f"{' or '.join(map(str, statuses))} for a blob upload with {what}", f"{exchange.status}", exchange=exchange)
+                expect_error(exchange, ("digest_invalid", "not_found", "blob_unknown"))
+                if ctx.wire.request("HEAD", f"{LLMOS_BASE}/blobs/{sha256_digest(data)}", auth="admin").status == 200:
+                    raise CheckFailed(f"nothing stored after a blob upload with {what}", "the bytes are stored under their real digest", exchange=exchange)
+                still_ready(ctx, exchange)
+    count = len(installs) + len(blobs)
+    return CheckOutcome(examples=count, triggered=count)

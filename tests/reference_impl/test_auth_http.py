@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from reference_impl.settings import Settings
 from tests.support.server import running_server
@@ -96,3 +97,19 @@ def test_cors_answers_configured_origins_only(tmp_path: Path, tiny_llama_dir: Pa
         assert ok.headers["access-control-allow-origin"] == allowed
         other = http.options("/v1/chat/completions", headers={"Origin": "https://attacker.example", **preflight})
         assert other.headers.get("access-control-allow-origin") not in ("*", "https://attacker.example")
+
+
+def test_no_presented_credential_reaches_the_log(tmp_path: Path, tiny_llama_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    wrong = "llmos-wrong-key-should-never-be-logged"
+    caplog.set_level(logging.DEBUG)
+    with running_server(Settings(data_dir=tmp_path / "data", models=[tiny_llama_dir], api_keys=[KEY])) as srv, \
+            httpx.Client(base_url=srv.base_url, timeout=60) as http:
+        http.get("/v1/models", headers={"Authorization": f"Bearer {wrong}"})
+        http.post("/v1/chat/completions", json=CHAT, headers={"Authorization": f"Bearer {KEY}"})
+        http.post("/llmos/v1/keys", json={"name": "k", "scopes": ["models:read"]}, headers={"Authorization": f"Bearer {KEY}"})
+        http.get("/llmos/v1/keys", headers={"Authorization": f"Bearer {wrong[:-1]}"})
+    assert caplog.records, "the server logged nothing at all: the check would prove nothing"
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert wrong not in text and wrong[:-1] not in text and KEY not in text

@@ -151,6 +151,12 @@ def build_security_defects(switch: DefectSwitch) -> list[Defect]:
             return 403, [(b"content-type", b"application/json")], json.dumps(error).encode()
         return status, headers, body
 
+    def mismatch_accepted(path: str, req: dict[str, Any] | None, status: int, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+        if path.startswith("/llmos/v1/blobs/") and status == 400:
+            digest = path.rsplit("/", 1)[1]
+            return 201, [(b"content-type", b"application/json")], json.dumps({"digest": digest, "size": 0}).encode()
+        return status, headers, body
+
     echo: RequestRewrite = remember
     rows: list[tuple[str, str, RequestRewrite | None, ResponseRewrite | None]] = [
         ("auth_bypass_one_route", "LLMOS-SEC-001", bypass_one_route, None),
@@ -170,6 +176,7 @@ def build_security_defects(switch: DefectSwitch) -> list[Defect]:
         ("denied_calls_not_audited", "LLMOS-SEC-013", None, denied_not_audited),
         ("request_id_not_echoed", "LLMOS-SEC-014", None, request_id_replaced),
         ("ratelimit_headers_missing", "LLMOS-SEC-016", None, drop(b"ratelimit-limit", b"ratelimit-remaining", b"ratelimit-reset")),
+        ("blob_digest_mismatch_acknowledged", "LLMOS-SEC-017", None, mismatch_accepted),
         ("unsigned_packages_signed_by_the_server", "LLMOS-SEC-020", sign_the_unsigned, None),
         ("isolation_answered_403", "LLMOS-SEC-022", None, others_key_403),
         ("audit_event_edited", "LLMOS-SEC-024", None, chain_edited),
