@@ -103,6 +103,9 @@ class ResponseFormat(WireModel):
 
 # ---------------------------------------------------------------- requests
 
+TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+"""A prompt already tokenized with the model's own tokenizer (the OpenAI wire allows it; LangChain sends it)."""
+
 
 class _SamplingFields(WireModel):
     """Fields shared by chat and text completions."""
@@ -152,14 +155,42 @@ class ChatCompletionRequest(_SamplingFields):
     tool_choice: JsonValue = None
     """Capability ``tools``."""
     parallel_tool_calls: bool | None = None
-    """Capability ``tools``."""
+    """Capability ``tools``; ``false`` (asks for nothing without tools) is accepted by every model."""
+    functions: list[JsonValue] | None = None
+    """Deprecated OpenAI form of ``tools``; capability ``tools``."""
+    function_call: JsonValue = None
+    """Deprecated OpenAI form of ``tool_choice``; capability ``tools``."""
+    service_tier: str | None = Field(default=None, max_length=64)
+    """``auto`` and ``default`` ask for nothing; any other tier needs the ``service-tiers`` capability."""
+    reasoning_effort: str | None = Field(default=None, max_length=64)
+    """Capability ``reasoning``."""
+    verbosity: str | None = Field(default=None, max_length=64)
+    """Capability ``verbosity``."""
+    modalities: list[str] | None = Field(default=None, max_length=8)
+    """``["text"]`` asks for nothing; audio output needs the ``audio-output`` capability."""
+    audio: JsonValue = None
+    """Capability ``audio-output``."""
+    prediction: JsonValue = None
+    """Capability ``predicted-outputs``."""
+    web_search_options: JsonValue = None
+    """Capability ``web-search``."""
+    moderation: JsonValue = None
+    """Capability ``moderation``."""
+    prompt_cache_key: str | None = Field(default=None, max_length=1024)
+    """A prompt-caching hint; metadata only."""
+    prompt_cache_retention: str | None = Field(default=None, max_length=64)
+    """A prompt-caching hint; metadata only."""
+    prompt_cache_options: JsonValue = None
+    """A prompt-caching hint; metadata only."""
+    safety_identifier: str | None = Field(default=None, max_length=1024)
+    """A stable end-user identifier for abuse detection; metadata only."""
 
 
 class CompletionRequest(_SamplingFields):
     """``POST /v1/completions``."""
 
-    prompt: Union[str, Annotated[list[str], Field(min_length=1)]]
-    """One prompt, or a batch of prompts (each gets ``n`` choices)."""
+    prompt: Union[str, Annotated[list[str], Field(min_length=1)], TokenIds, Annotated[list[TokenIds], Field(min_length=1)]]
+    """One prompt, or a batch of prompts (each gets ``n`` choices); text or token ids of the model's own vocabulary."""
     echo: bool | None = None
     """Capability ``echo``."""
     suffix: str | None = None
@@ -168,12 +199,24 @@ class CompletionRequest(_SamplingFields):
     """Capability ``best-of``."""
 
 
+def prompt_batch(value: str | list[str] | list[int] | list[list[int]]) -> list[str | list[int]]:
+    """``prompt``/``input`` as a list of items: one text or token-id list is a batch of one."""
+    if isinstance(value, str):
+        return [value]
+    items: list[str | list[int]] = []
+    for item in value:
+        if isinstance(item, int):  # one token-id prompt
+            return [[v for v in value if isinstance(v, int)]]
+        items.append(item)
+    return items
+
+
 class EmbeddingRequest(WireModel):
     """``POST /v1/embeddings``."""
 
     model: str = Field(min_length=1)
-    input: Union[str, Annotated[list[str], Field(min_length=1)]]
-    """One text or a batch; each gets one vector, in order."""
+    input: Union[str, Annotated[list[str], Field(min_length=1)], TokenIds, Annotated[list[TokenIds], Field(min_length=1)]]
+    """One text or a batch; each gets one vector, in order. Token ids are of the model's own vocabulary."""
     encoding_format: Literal["float", "base64"] | None = None
     """``base64``: little-endian float32 bytes, base64-encoded (the OpenAI SDK's default)."""
     dimensions: int | None = Field(default=None, ge=1)

@@ -34,7 +34,7 @@ from llmos_std.inference import (
 )
 from llmos_std.management import DeletedObject, ManagedModel, ManagedModelList, ModelVersion
 from llmos_std.manifest import PackageManifest
-from llmos_std.models import ModelList
+from llmos_std.models import MODEL_NAME_PATTERN, ModelList, ModelObject
 from llmos_std.packages import BlobInfo
 from llmos_std.parameters import Capability
 from llmos_std.profiles import ProfileName
@@ -61,6 +61,7 @@ MODEL_DIGEST_HEADER = "LLMOS-Model-Digest"
 """On every inference response: the package digest of the model that served it."""
 
 PATH_PARAMS: dict[str, str] = {
+    "model": MODEL_NAME_PATTERN,
     "name": r"[a-z0-9](?:[a-z0-9._-]{0,126}[a-z0-9])?",
     "version": r"[0-9A-Za-z.+-]{1,128}",
     "digest": r"sha256:[0-9a-f]{64}",
@@ -129,6 +130,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get_health_live", "GET", f"{LLMOS_BASE}/health/live", "Liveness: the process answers.", "core", None, ("LLMOS-HLTH-001",), response=Health, extra_responses=((503, Health, "Not live."),)),
     Operation("get_health_ready", "GET", f"{LLMOS_BASE}/health/ready", "Readiness: the server can serve requests.", "core", None, ("LLMOS-HLTH-001", "LLMOS-HLTH-002"), response=Health, extra_responses=((503, Health, "Not ready: starting, or a dependency is down."),)),
     Operation("get_openapi", "GET", f"{LLMOS_BASE}/openapi.json", "This server's effective OpenAPI document (security as configured).", "core", "models:read", ("LLMOS-DISC-005",)),
+    Operation("retrieve_model", "GET", "/v1/models/{model}", "One servable model by id (OpenAI-compatible; the id may contain `/`).", "core", "models:read", ("LLMOS-MOD-005",), response=ModelObject, errors=("model_not_found",)),
     Operation("list_models", "GET", "/v1/models", "Servable models with LLMOS fields.", "core", "models:read", ("LLMOS-MOD-001",), response=ModelList),
     # inference
     Operation("create_completion", "POST", "/v1/completions", "Text completion (OpenAI-compatible).", "inference", "inference", _GEN_REQUIREMENTS, request=CompletionRequest, request_body="json", response=CompletionResponse, stream_chunk=CompletionChunk, errors=_GEN_ERRORS, names_serving_model=True, capability="text-generation"),

@@ -1,5 +1,8 @@
 """The disposition of every request field: honoured, metadata, capability-gated or unknown.
 
+Compared against the request types of the official ``openai`` Python SDK 3.57.0 (generated from
+OpenAI's OpenAPI document): every field of its chat, completions and embeddings parameters has a row.
+
 One table answers "what does the server do with field X?" for servers, the kit and the spec,
 so no field is ever silently ignored.
 """
@@ -31,6 +34,13 @@ Capability = Literal[
     "echo",
     "suffix",
     "best-of",
+    "service-tiers",
+    "reasoning",
+    "verbosity",
+    "audio-output",
+    "predicted-outputs",
+    "web-search",
+    "moderation",
 ]
 """What a model can do; ``GET /v1/models`` lists each model's capabilities."""
 
@@ -91,16 +101,31 @@ DISPOSITIONS: tuple[FieldDisposition, ...] = (
     _g(CHAT, "top_logprobs", "logprobs", None, 0),
     _g(CHAT, "tools", "tools", None, []),
     _g(CHAT, "tool_choice", "tools", None, "none"),
-    _g(CHAT, "parallel_tool_calls", "tools", None),
+    _g(CHAT, "parallel_tool_calls", "tools", None, False),
+    _g(CHAT, "functions", "tools", None, []),
+    _g(CHAT, "function_call", "tools", None, "none"),
+    _g(CHAT, "service_tier", "service-tiers", None, "auto", "default"),
+    _g(CHAT, "reasoning_effort", "reasoning", None),
+    _g(CHAT, "verbosity", "verbosity", None),
+    _g(CHAT, "modalities", "audio-output", None, ["text"]),
+    _g(CHAT, "audio", "audio-output", None),
+    _g(CHAT, "prediction", "predicted-outputs", None),
+    _g(CHAT, "web_search_options", "web-search", None),
+    _g(CHAT, "moderation", "moderation", None),
+    _m(CHAT, "prompt_cache_key"),
+    _m(CHAT, "prompt_cache_retention"),
+    _m(CHAT, "prompt_cache_options"),
+    _m(CHAT, "safety_identifier"),
     *_sampling(COMPLETION),
-    _h(COMPLETION, "prompt", "the text continued; an array is a batch of prompts"),
+    _h(COMPLETION, "prompt", "the text continued; an array is a batch of prompts; token-id arrays are prompts already tokenized"),
     _g(COMPLETION, "echo", "echo", None, False),
     _g(COMPLETION, "suffix", "suffix", None),
     _g(COMPLETION, "best_of", "best-of", None, 1),
     _h(EMBEDDING, "model", "selects the embedding model"),
-    _h(EMBEDDING, "input", "one vector per input, in order"),
+    _h(EMBEDDING, "input", "one vector per input, in order; token-id arrays are inputs already tokenized"),
     _h(EMBEDDING, "encoding_format", "`float` arrays or `base64` little-endian float32"),
     _g(EMBEDDING, "dimensions", "dimensions", None),
+    # `dimensions` equal to the model's own size also asks for nothing: accepted without the capability.
     _m(EMBEDDING, "user"),
 )
 

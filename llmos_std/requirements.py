@@ -43,7 +43,7 @@ class Requirement(BaseModel):
 
 
 OPENAI_WIRE: frozenset[str] = frozenset({
-    "LLMOS-MOD-002", "LLMOS-MOD-004", "LLMOS-ERR-001", "LLMOS-ERR-008", "LLMOS-PARAM-003",
+    "LLMOS-MOD-002", "LLMOS-MOD-004", "LLMOS-MOD-005", "LLMOS-PARAM-004", "LLMOS-ERR-001", "LLMOS-ERR-008", "LLMOS-PARAM-003",
     "LLMOS-INF-001", "LLMOS-INF-002", "LLMOS-INF-003", "LLMOS-INF-004", "LLMOS-INF-005", "LLMOS-INF-008",
     "LLMOS-INF-009", "LLMOS-INF-010", "LLMOS-INF-011",
     "LLMOS-STRM-001", "LLMOS-STRM-002", "LLMOS-STRM-004", "LLMOS-STRM-005",
@@ -69,6 +69,7 @@ _CORE: tuple[Requirement, ...] = (
     _r("LLMOS-MOD-002", "MUST", "core", "A request naming a model that is not installed MUST fail with 404 `model_not_found` and MUST NOT be served by another model.", "unknown_model_404"),
     _r("LLMOS-MOD-003", "MUST", "core", "A server MUST accept the model ids `name`, `name@<semver>` and `name@sha256:<hex>`, serving the active version, the named version, or the version with that package digest.", "model_id_syntax"),
     _r("LLMOS-MOD-004", "MUST", "core", "A `model` value that does not follow the model-id syntax MUST fail with 400 `invalid_model_id` or 404 `model_not_found`.", "malformed_model_id"),
+    _r("LLMOS-MOD-005", "MUST", "core", "`GET /v1/models/{model}` MUST return the listed model object for every id `GET /v1/models` lists, `/` in the id included, and 404 `model_not_found` for any other id.", "retrieve_model"),
     _r("LLMOS-ERR-001", "MUST", "core", "Every response with a 4xx or 5xx status, except a health endpoint's 503 and any answer to HEAD, MUST carry a JSON body valid against the ErrorEnvelope schema, with `code` a string from the error-code table or null.", "error_envelope_shape"),
     _r("LLMOS-ERR-002", "MUST", "core", "Every error code MUST be sent only with the status and type the error-code table binds it to.", "error_code_status_binding"),
     _r("LLMOS-ERR-003", "MUST", "core", "A body that is not valid JSON MUST fail with 400 `invalid_json`.", "malformed_json_400"),
@@ -80,6 +81,7 @@ _CORE: tuple[Requirement, ...] = (
     _r("LLMOS-PARAM-001", "MUST", "inference", "A request field that is not in the disposition table MUST fail with 400 `unsupported_parameter` whose `param` names it; it MUST NOT be silently ignored.", "unknown_field_refused"),
     _r("LLMOS-PARAM-002", "MUST", "inference", "A capability-gated field sent with a non-neutral value to a model without the capability MUST fail with 400 `unsupported_parameter` naming it.", "gated_field_refused"),
     _r("LLMOS-PARAM-003", "MUST", "inference", "Metadata fields MUST be accepted and MUST NOT change the output.", "metadata_fields_accepted"),
+    _r("LLMOS-PARAM-004", "MUST", "inference", "A capability-gated field sent with one of its neutral values (values that ask for nothing, such as `parallel_tool_calls: false`, `modalities: [\"text\"]`, `service_tier: \"auto\"`, or `dimensions` equal to the model's own size) MUST be accepted by every model.", "neutral_values_accepted"),
 )
 
 _INFERENCE: tuple[Requirement, ...] = (

@@ -62,7 +62,8 @@ def create_app(settings: Settings, *, loader: Callable[[Registry, Settings], Loa
     if "*" in settings.cors_origins:
         raise ValueError("cors_origins must name origins: a wildcard would let every web site call the server")
     routes = [
-        Route(op.path, bind(op, HANDLERS[op.id]), methods=[op.method])
+        # A model id may contain "/" (org/name): that one parameter takes Starlette's path converter.
+        Route(op.path.replace("{model}", "{model:path}"), bind(op, HANDLERS[op.id]), methods=[op.method])
         for op in OPERATIONS
         if op.id in HANDLERS
     ]

@@ -34,9 +34,11 @@ from reference_impl.textstream import TextStream
 __all__ = [
     "ChatTemplateError",
     "Delta",
+    "EmbedInput",
     "EmbeddingModel",
     "EngineError",
     "ModelLoadError",
+    "Prompt",
     "PromptTooLong",
     "SamplingParams",
     "SchedulerStats",
@@ -81,6 +83,12 @@ class ModelLoadError(EngineError):
 
 class ChatTemplateError(ValueError):
     """The model has no chat template, or its template rejected these messages (a client error, not a 500)."""
+
+
+Prompt = str | list[int]
+"""Text, or token ids of the model's own vocabulary."""
+EmbedInput = str | tuple[int, ...]
+"""Text, or token ids (a tuple, so that repeated inputs are embedded once)."""
 
 
 class TextModel:
@@ -133,10 +141,16 @@ class TextModel:
             raise ChatTemplateError(f"the chat template rejected the messages: {exc}") from exc
         return str(rendered)
 
-    def count_prompt_tokens(self, prompt: str, *, chat: bool) -> int:
+    def count_prompt_tokens(self, prompt: Prompt, *, chat: bool) -> int:
         return len(self._encode(prompt, chat=chat))
 
-    def _encode(self, prompt: str, *, chat: bool) -> list[int]:
+    @property
+    def vocab_size(self) -> int:
+        return int(len(self._tokenizer))
+
+    def _encode(self, prompt: Prompt, *, chat: bool) -> list[int]:
+        if not isinstance(prompt, str):
+            return list(prompt)  # already tokenized by the client, with the model's vocabulary (checked by the route)
         # A rendered chat prompt already holds its special tokens; a plain prompt gets the model's own (bos...).
         ids = list(self._tokenizer(prompt, add_special_tokens=not chat)["input_ids"])
         if not ids:
@@ -155,7 +169,7 @@ class TextModel:
         if prompt_tokens + max_tokens > self.context_length:
             raise PromptTooLong(prompt_tokens, max_tokens, self.context_length)
 
-    async def generate(self, prompt: str, params: SamplingParams, *, chat: bool) -> AsyncGenerator[Delta, None]:
+    async def generate(self, prompt: Prompt, params: SamplingParams, *, chat: bool) -> AsyncGenerator[Delta, None]:
         """Streams the completion delta by delta; closing the iterator early cancels the row.
 
         PromptTooLong is raised on the first iteration, before anything is queued.
@@ -205,19 +219,23 @@ class EmbeddingModel:
         self._accepted = set(_forward_params(model))
         self._lock = threading.Lock()  # one forward at a time: torch already uses every core
 
-    def count_tokens(self, text: str) -> int:
+    def count_tokens(self, text: EmbedInput) -> int:
         """Exact token count, special tokens included and not truncated (so callers can refuse long input)."""
-        return len(self._tokenizer(text)["input_ids"])
+        return len(text) if isinstance(text, tuple) else len(self._tokenizer(text)["input_ids"])
 
-    def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
+    @property
+    def vocab_size(self) -> int:
+        return int(len(self._tokenizer))
+
+    def embed(self, texts: list[EmbedInput]) -> tuple[list[list[float]], int]:
         """One vector per text (inputs longer than the context are truncated) and the total token count.
 
         Repeated texts are embedded once: rows of one batch are not bitwise equal on every CPU kernel, and
         identical inputs must get identical vectors. Every input still counts towards the token total.
         """
         unique = list(dict.fromkeys(texts))
-        vectors: dict[str, list[float]] = {}
-        tokens: dict[str, int] = {}
+        vectors: dict[EmbedInput, list[float]] = {}
+        tokens: dict[EmbedInput, int] = {}
         with self._lock, torch.inference_mode():
             for start in range(0, len(unique), EMBED_BATCH):
                 chunk = unique[start : start + EMBED_BATCH]
@@ -231,10 +249,12 @@ class EmbeddingModel:
         with self._lock:
             self._model = None
 
-    def _embed_batch(self, texts: list[str]) -> tuple[list[list[float]], list[int]]:
-        batch = self._tokenizer(
-            texts, padding=True, truncation=True, max_length=self.context_length, return_tensors="pt"
-        )
+    def _embed_batch(self, texts: list[EmbedInput]) -> tuple[list[list[float]], list[int]]:
+        if texts and isinstance(texts[0], tuple):  # token ids as given: no special tokens added
+            ids = [list(t)[: self.context_length] for t in texts if isinstance(t, tuple)]
+            batch = self._tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt")
+        else:
+            batch = self._tokenizer(texts, padding=True, truncation=True, max_length=self.context_length, return_tensors="pt")
         inputs = {k: v for k, v in batch.items() if k in self._accepted}
         hidden = self._model(**inputs).last_hidden_state.float()
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)

@@ -15,7 +15,7 @@ from llmos_std.inference import ChatCompletionRequest, CompletionRequest
 from llmos_std.manifest import PackageManifest
 from llmos_std.parameters import gated_fields_in_use
 
-from reference_impl.engine import Delta, EngineError, PromptTooLong, SamplingParams, TextModel
+from reference_impl.engine import Delta, EngineError, Prompt, PromptTooLong, SamplingParams, TextModel
 from reference_impl.settings import Settings
 
 SamplingRequest = ChatCompletionRequest | CompletionRequest
@@ -26,8 +26,16 @@ class Job:
     """One prompt and choice to generate; ``index`` is the choice index on the wire."""
 
     index: int
-    prompt: str
+    prompt: Prompt
     params: SamplingParams
+
+
+def check_token_ids(items: list[str | list[int]], vocab_size: int, param: str) -> None:
+    """Token-id prompts must come from the model's own vocabulary: an id past it is the client's error."""
+    for i, item in enumerate(items):
+        bad = next((t for t in item if t >= vocab_size), None) if not isinstance(item, str) else None
+        if bad is not None:
+            raise LLMOSError("invalid_value", f"token id {bad} is outside the model's vocabulary of {vocab_size}", param=param if len(items) == 1 else f"{param}.{i}")
 
 
 def check_request(operation: str, body: SamplingRequest, manifest: PackageManifest, settings: Settings) -> None:
@@ -58,7 +66,7 @@ def requested_max_tokens(body: SamplingRequest) -> int | None:
     return body.max_tokens
 
 
-def plan_jobs(model: TextModel, prompts: list[str], body: SamplingRequest, manifest: PackageManifest, settings: Settings, *, chat: bool) -> tuple[list[Job], int]:
+def plan_jobs(model: TextModel, prompts: list[Prompt], body: SamplingRequest, manifest: PackageManifest, settings: Settings, *, chat: bool) -> tuple[list[Job], int]:
     """The jobs for every prompt and choice, and the total prompt tokens (each prompt counted once)."""
     n = body.n or 1
     explicit = requested_max_tokens(body)

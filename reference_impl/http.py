@@ -183,7 +183,9 @@ async def unexpected_error_handler(request: Request, exc: Exception) -> Response
 async def not_found_handler(request: Request, exc: Exception) -> Response:
     status = getattr(exc, "status_code", 404)
     if status == 405:
-        return error_response(LLMOSError("method_not_allowed", f"{request.method} is not allowed on {request.url.path}"))
+        allow = (getattr(exc, "headers", None) or {}).get("Allow")
+        return error_response(LLMOSError("method_not_allowed", f"{request.method} is not allowed on {request.url.path}",
+                                         headers={"Allow": allow} if allow else None))
     return error_response(LLMOSError("not_found", f"no operation at {request.url.path}"))
 
 

@@ -7,8 +7,9 @@ import json
 from starlette.responses import Response
 
 from llmos_std import STANDARD_VERSION
-from llmos_std.export import effective_openapi
 from llmos_std.discovery import DiscoveryDocument, Health, Implementation, Limits
+from llmos_std.errors import LLMOSError
+from llmos_std.export import effective_openapi
 from llmos_std.models import ModelList, ModelObject
 from llmos_std.operations import LLMOS_BASE
 from llmos_std.profiles import ProfileName, closure
@@ -58,6 +59,18 @@ async def get_health_ready(ctx: Context) -> Response:
 
 
 async def list_models(ctx: Context) -> Response:
+    return wire_json(ModelList(data=_model_objects(ctx)))
+
+
+async def retrieve_model(ctx: Context) -> Response:
+    wanted = ctx.path("model")
+    found = next((m for m in _model_objects(ctx) if m.id == wanted), None)
+    if found is None:
+        raise LLMOSError("model_not_found", f"no model {wanted!r} is served here", param="model")
+    return wire_json(found)
+
+
+def _model_objects(ctx: Context) -> list[ModelObject]:
     registry, runtime = ctx.state.registry, ctx.state.runtime
     data: list[ModelObject] = []
     for name in registry.names():
@@ -75,7 +88,7 @@ async def list_models(ctx: Context) -> Response:
                 determinism="sequential", max_n=None, dimensions=dimensions,
             )
         )
-    return wire_json(ModelList(data=data))
+    return data
 
 
 async def get_openapi(ctx: Context) -> Response:
@@ -95,4 +108,5 @@ HANDLERS: dict[str, Handler] = {
     "get_health_live": get_health_live,
     "get_health_ready": get_health_ready,
     "list_models": list_models,
+    "retrieve_model": retrieve_model,
 }

@@ -9,11 +9,12 @@ import struct
 from starlette.responses import Response
 
 from llmos_std.errors import LLMOSError
-from llmos_std.inference import Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage
+from llmos_std.inference import Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage, prompt_batch
 from llmos_std.operations import MODEL_DIGEST_HEADER
 from llmos_std.parameters import EMBEDDING, gated_fields_in_use
 
-from reference_impl.engine import EmbeddingModel
+from reference_impl.engine import EmbedInput, EmbeddingModel
+from reference_impl.generation import check_token_ids
 from reference_impl.http import Context, Handler, wire_json
 
 
@@ -31,15 +32,20 @@ async def create_embedding(ctx: Context) -> Response:
         manifest = lease.version.manifest
         if not isinstance(model, EmbeddingModel) or "embeddings" not in manifest.capabilities:
             raise LLMOSError("capability_not_supported", f"{body.model} does not produce embeddings", param="model")
-        refused = gated_fields_in_use(EMBEDDING, body, frozenset(manifest.capabilities))
+        # `dimensions` equal to the model's own size asks for nothing: accepted without the capability.
+        refused = [r for r in gated_fields_in_use(EMBEDDING, body, frozenset(manifest.capabilities))
+                   if not (r.field == "dimensions" and body.dimensions == model.dimensions)]
         if refused:
             raise LLMOSError("unsupported_parameter", f"{refused[0].field} needs the model capability {refused[0].capability!r}", param=refused[0].field)
-        texts = [body.input] if isinstance(body.input, str) else list(body.input)
+        items = prompt_batch(body.input)
         limits = ctx.state.settings.limits
-        if len(texts) > limits.max_batch:
+        if len(items) > limits.max_batch:
             raise LLMOSError("limit_exceeded", f"at most {limits.max_batch} inputs", param="input")
+        check_token_ids(items, model.vocab_size, "input")
+        texts: list[EmbedInput] = [item if isinstance(item, str) else tuple(item) for item in items]
+        single = isinstance(body.input, str) or isinstance(body.input[0], int)
         for i, text in enumerate(texts):
-            param = "input" if isinstance(body.input, str) else f"input.{i}"
+            param = "input" if single else f"input.{i}"
             if not text:
                 raise LLMOSError("invalid_value", "inputs must not be empty", param=param)
             if model.count_tokens(text) > model.context_length:

@@ -30,12 +30,13 @@ from llmos_std.inference import (
     MessageContent,
     ToolMessage,
     Usage,
+    prompt_batch,
 )
 from llmos_std.operations import MODEL_DIGEST_HEADER
 from llmos_std.parameters import CHAT, COMPLETION
 
 from reference_impl.engine import ChatTemplateError, EngineError, TextModel
-from reference_impl.generation import Job, SamplingRequest, check_request, engine_failure, merged, plan_jobs
+from reference_impl.generation import Job, SamplingRequest, check_request, check_token_ids, engine_failure, merged, plan_jobs
 from reference_impl.http import Context, Handler, wire_json
 from reference_impl.runtime import Lease
 
@@ -98,12 +99,14 @@ async def _respond(ctx: Context, body: SamplingRequest, operation: str, capabili
     try:
         manifest = lease.version.manifest
         check_request(operation, body, manifest, ctx.state.settings)
+        prompts: list[str | list[int]]
         if isinstance(body, ChatCompletionRequest):
             prompts = [_chat_prompt(model, body, list(manifest.capabilities))]
         else:
-            prompts = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
+            prompts = prompt_batch(body.prompt)
             if len(prompts) > ctx.state.settings.limits.max_batch:
                 raise LLMOSError("limit_exceeded", f"at most {ctx.state.settings.limits.max_batch} prompts", param="prompt")
+            check_token_ids(prompts, model.vocab_size, "prompt")
         jobs, prompt_tokens = plan_jobs(model, prompts, body, manifest, ctx.state.settings, chat=chat)
     except BaseException:
         lease.release()

@@ -24,6 +24,7 @@ PINNED: dict[str, str] = {
     # OpenAI wire: an unknown model is a 400 {"detail": ...} ("Server is pinned to ..."), not 404 model_not_found.
     "LLMOS-MOD-002": "fail",
     "LLMOS-MOD-004": "fail",  # malformed ids: the same 400 without the error envelope
+    "LLMOS-MOD-005": "fail",  # GET /v1/models/{id} is 404 {"detail": "Not Found"}: the SDK's models.retrieve fails
     "LLMOS-ERR-001": "fail",  # every error is FastAPI's {"detail": ...}, never {"error": {...}}
     "LLMOS-ERR-002": "skipped",  # no error carries a code at all
     "LLMOS-ERR-003": "fail",  # malformed JSON is 422, not 400 invalid_json
@@ -34,7 +35,7 @@ PINNED: dict[str, str] = {
     "LLMOS-ERR-008": "fail",  # a valid list prompt: 400 {"detail": "prompt must be a string."} without the envelope
     "LLMOS-PARAM-001": "fail",  # unknown fields: 422 {"detail": ...}, not 400 unsupported_parameter
     "LLMOS-PARAM-002": "skipped",  # declares no capabilities, so cannot be held to lacking one
-    "LLMOS-PARAM-003": "pass",
+    "LLMOS-PARAM-003": "pass", "LLMOS-PARAM-004": "pass",
     "LLMOS-INF-001": "pass", "LLMOS-INF-002": "pass", "LLMOS-INF-003": "pass",
     "LLMOS-INF-004": "fail",  # the stop string is left in the output (finish_reason "stop" is right)
     "LLMOS-INF-005": "fail",  # n=2 silently answers one choice
@@ -59,4 +60,4 @@ def test_the_kit_judges_transformers_serve_as_pinned(tiny_llama_dir: Path) -> No
     assert report.target.models["chat"] == str(tiny_llama_dir.resolve())
     assert verdicts == PINNED
     wire = {s.surface: s.failed for s in report.surfaces}["openai-wire"]
-    assert wire == ["LLMOS-MOD-002", "LLMOS-MOD-004", "LLMOS-ERR-001", "LLMOS-ERR-008", "LLMOS-INF-004", "LLMOS-INF-005", "LLMOS-STRM-001", "LLMOS-STRM-002", "LLMOS-STRM-004"]
+    assert wire == ["LLMOS-MOD-002", "LLMOS-MOD-004", "LLMOS-MOD-005", "LLMOS-ERR-001", "LLMOS-ERR-008", "LLMOS-INF-004", "LLMOS-INF-005", "LLMOS-STRM-001", "LLMOS-STRM-002", "LLMOS-STRM-004"]

@@ -125,3 +125,19 @@ def test_the_audit_chain_worked_example_in_the_spec_reproduces() -> None:
     assert canonicalize(event).decode() in text.split("```text\n", 1)[1].split("\n```", 1)[0]
     shown = re.search(r"its `hash` is `([0-9a-f]{64})`", text)
     assert shown is not None and shown.group(1) == audit_event_hash(event)
+
+
+def test_every_field_of_the_openai_sdk_requests_has_a_disposition() -> None:
+    """Pinned to the openai SDK in the dev dependencies: a field it adds must get a row (honoured, metadata or gated)."""
+    from openai.types import completion_create_params, embedding_create_params
+    from openai.types.chat import completion_create_params as chat_params
+
+    from llmos_std.parameters import CHAT, COMPLETION, EMBEDDING, disposition_of
+
+    sdk = {
+        CHAT: set(chat_params.CompletionCreateParamsBase.__annotations__) | {"stream"},
+        COMPLETION: set(completion_create_params.CompletionCreateParamsBase.__annotations__) | {"stream"},
+        EMBEDDING: set(embedding_create_params.EmbeddingCreateParams.__annotations__),
+    }
+    missing = {op: sorted(f for f in fields if disposition_of(op, f) is None) for op, fields in sdk.items()}
+    assert missing == {CHAT: [], COMPLETION: [], EMBEDDING: []}

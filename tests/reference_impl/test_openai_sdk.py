@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import openai
 
 from tests.support.server import RunningServer
@@ -45,3 +46,42 @@ def test_completions_embeddings_and_models(server: RunningServer, model_ids: dic
         assert exc.code == "model_not_found"
     else:
         raise AssertionError("an unknown model must be a 404")
+
+
+def test_retrieve_token_ids_and_the_fields_sdks_send_by_default(server: RunningServer, model_ids: dict[str, str]) -> None:
+    sdk = _sdk(server)
+    assert sdk.models.retrieve(model_ids["chat"]).id == model_ids["chat"]
+    try:
+        sdk.models.retrieve("acme/not-served")
+        raise AssertionError("an unknown model was retrieved")
+    except openai.NotFoundError as exc:
+        assert exc.code == "model_not_found"
+    # Prompts and inputs already tokenized (what LangChain's OpenAIEmbeddings sends by default).
+    completion = sdk.completions.create(model=model_ids["text-generation"], prompt=[5, 6, 7], max_tokens=3)
+    assert completion.usage is not None and completion.usage.prompt_tokens == 3
+    batch = sdk.completions.create(model=model_ids["text-generation"], prompt=[[5, 6], [7, 8, 9]], max_tokens=2)
+    assert sorted(c.index for c in batch.choices) == [0, 1]
+    vectors = sdk.embeddings.create(model=model_ids["embeddings"], input=[[10, 11, 12], [13, 14]], encoding_format="float")
+    assert len({len(d.embedding) for d in vectors.data}) == 1 and vectors.usage.prompt_tokens == 5
+    # Values that ask for nothing are accepted by a model without the capability.
+    answer = sdk.chat.completions.create(model=model_ids["chat"], messages=[{"role": "user", "content": "hi"}], max_tokens=2,
+                                         parallel_tool_calls=False, modalities=["text"], service_tier="auto", safety_identifier="u1", prompt_cache_key="k")
+    assert answer.choices[0].message.role == "assistant"
+    native = len(vectors.data[0].embedding)
+    assert len(sdk.embeddings.create(model=model_ids["embeddings"], input="hi", dimensions=native, encoding_format="float").data[0].embedding) == native
+
+
+def test_token_ids_past_the_vocabulary_are_the_clients_error(client: httpx.Client, model_ids: dict[str, str]) -> None:
+    for path, body, param in [
+        ("/v1/completions", {"model": model_ids["text-generation"], "prompt": [1, 10**9], "max_tokens": 2}, "prompt"),
+        ("/v1/completions", {"model": model_ids["text-generation"], "prompt": [[1], [10**9]], "max_tokens": 2}, "prompt.1"),
+        ("/v1/embeddings", {"model": model_ids["embeddings"], "input": [10**9]}, "input"),
+    ]:
+        answer = client.post(path, json=body)
+        assert (answer.status_code, answer.json()["error"]["code"], answer.json()["error"]["param"]) == (400, "invalid_value", param), path
+
+
+def test_405_names_the_allowed_methods(client: httpx.Client) -> None:
+    answer = client.delete("/v1/models")
+    assert answer.status_code == 405
+    assert "GET" in answer.headers["allow"].split(", ") and "DELETE" not in answer.headers["allow"]

@@ -211,3 +211,23 @@ def served_openapi_matches_auth(ctx: Context) -> CheckOutcome:
             if not keyed and needs_key:
                 raise CheckFailed(f"{method.upper()} {path} documented without security (discovery says no keys)", f"security {security!r}")
     return CheckOutcome(examples=count, triggered=count)
+
+
+@check("retrieve_model")
+def retrieve_model(ctx: Context) -> CheckOutcome:
+    listed = ctx.plan.model_list[:5]
+    if not listed:
+        raise Skip("the target lists no model to retrieve")
+    with Failures() as failures:
+        for model in listed:
+            with failures.each():
+                # Sent as listed, "/" included: what the OpenAI SDK's models.retrieve(id) does.
+                exchange = ctx.wire.request("GET", f"/v1/models/{model['id']}")
+                body = ok_json(exchange)
+                if not isinstance(body, dict) or body.get("id") != model["id"] or body.get("object") != "model":
+                    raise CheckFailed(f"the model object of {model['id']!r}", repr(body)[:200], exchange=exchange)
+                if body != model:
+                    raise CheckFailed("the same object GET /v1/models lists", f"{ {k: body.get(k) for k in body if body.get(k) != model.get(k)} }", exchange=exchange)
+        with failures.each():
+            expect_error(ctx.wire.request("GET", f"/v1/models/{ctx.name('absent')}"), ("model_not_found",))
+    return CheckOutcome(examples=len(listed) + 1, triggered=len(listed) + 1)

@@ -42,6 +42,9 @@ GATED_VALUES: dict[str, Any] = {
     "logprobs": True, "logit_bias": {"50": 1.0}, "presence_penalty": 1.0, "frequency_penalty": 1.0,
     "response_format": {"type": "json_object"}, "top_logprobs": 2, "tools": [{"type": "function", "function": {"name": "f"}}],
     "tool_choice": "auto", "parallel_tool_calls": True, "echo": True, "suffix": "x", "best_of": 2, "dimensions": 8,
+    "functions": [{"name": "f", "parameters": {"type": "object"}}], "function_call": "auto", "service_tier": "priority",
+    "reasoning_effort": "high", "verbosity": "high", "modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"},
+    "prediction": {"type": "content", "content": "x"}, "web_search_options": {}, "moderation": {"categories": ["hate"]},
 }
 """A non-neutral, schema-valid value for each capability-gated field."""
 
@@ -71,7 +74,10 @@ def gated_field_refused(ctx: Context) -> CheckOutcome:
     return CheckOutcome(examples=count, triggered=count)
 
 
-METADATA_VALUES: dict[str, Any] = {"user": "llmos-conformance", "metadata": {"k": "v"}, "store": False}
+METADATA_VALUES: dict[str, Any] = {
+    "user": "llmos-conformance", "metadata": {"k": "v"}, "store": False, "prompt_cache_key": "llmos-conformance-cache",
+    "prompt_cache_retention": "in-memory", "prompt_cache_options": {}, "safety_identifier": "llmos-conformance-user",
+}
 
 
 @check("metadata_fields_accepted")
@@ -96,4 +102,30 @@ def metadata_fields_accepted(ctx: Context) -> CheckOutcome:
                 raise CheckFailed(f"the same output with {row.field} as without", f"{texts_of(op, answer)!r} vs {texts_of(op, expected)!r}", exchange=exchange)
     if not count:
         raise Skip("no claimed operation has metadata fields")
+    return CheckOutcome(examples=count, triggered=count)
+
+
+NEUTRAL_CHAT: dict[str, Any] = {"parallel_tool_calls": False, "modalities": ["text"], "service_tier": "auto", "tools": [], "tool_choice": "none", "logprobs": False}
+"""Values OpenAI clients send that ask for nothing: every model accepts them (LLMOS-PARAM-004)."""
+
+
+@check("neutral_values_accepted")
+def neutral_values_accepted(ctx: Context) -> CheckOutcome:
+    count = 0
+    with Failures() as failures:
+        if "create_chat_completion" in available_ops(ctx):
+            model = ctx.model("chat")["id"]
+            for field, value in NEUTRAL_CHAT.items():
+                count += 1
+                with failures.each():
+                    ok_json(post(ctx, "create_chat_completion", {**minimal_body("create_chat_completion", model), field: value}), "ChatCompletionResponse")
+        if "create_embedding" in available_ops(ctx):
+            model_obj = ctx.model("embeddings")
+            native = model_obj.get("dimensions")
+            if isinstance(native, int):  # the LLMOS model list states it; a plain server cannot be asked this
+                count += 1
+                with failures.each():
+                    ok_json(post(ctx, "create_embedding", {"model": model_obj["id"], "input": "hello", "dimensions": native}), "EmbeddingResponse")
+    if not count:
+        raise Skip("no claimed chat or embeddings operation with a model")
     return CheckOutcome(examples=count, triggered=count)

@@ -51,6 +51,8 @@ class DefectSwitch:
     """The server's data folder (a defect signs with the server's own key found there)."""
     """The last Authorization header the layer saw (a defect echoes it)."""
     models_asked: list[str] = field(default_factory=list)
+    pose_listing: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The app's own model list, kept by the plain-OpenAI pose to answer GET /v1/models/acme/<name>."""
     """Every ``model`` value the plain-OpenAI pose was sent, as sent."""
 
 
@@ -328,15 +330,32 @@ def _plain_openai_request(switch: DefectSwitch) -> RequestRewrite:
     return rewrite
 
 
-def _plain_openai_response(path: str, req: dict[str, Any] | None, status: int, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+def _plain_model(m: dict[str, Any]) -> dict[str, Any]:
+    return {"id": f"{POSE_ORG}/{m['id']}", "object": "model", "created": m["created"], "owned_by": m["owned_by"]}
+
+
+def _plain_openai_response(switch: DefectSwitch) -> ResponseRewrite:
+    def rewrite(path: str, req: dict[str, Any] | None, status: int, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+        return _plain_openai(switch, path, status, headers, body)
+
+    return rewrite
+
+
+def _plain_openai(switch: DefectSwitch, path: str, status: int, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
     headers = [(k, v) for k, v in headers if k.lower() not in (b"llmos-version", b"llmos-model-digest")]
     if path == "/.well-known/llmos" or path.startswith("/llmos/"):
         error = {"error": {"message": f"no route {path}", "type": "not_found_error", "param": None, "code": "not_found"}}
         return 404, [(b"content-type", b"application/json")], json.dumps(error).encode()
     doc = _json(body)
     if path == "/v1/models" and isinstance(doc, dict) and isinstance(doc.get("data"), list):
-        doc["data"] = [{"id": f"{POSE_ORG}/{m['id']}", "object": "model", "created": m["created"], "owned_by": m["owned_by"]} for m in doc["data"]]
+        switch.pose_listing = {m['id']: m for m in doc['data']}
+        doc["data"] = [_plain_model(m) for m in doc["data"]]
         return status, headers, json.dumps(doc).encode()
+    if path.startswith(f"/v1/models/{POSE_ORG}/") and isinstance(doc, dict):
+        # The app saw "acme/<name>", which it does not serve: answer as a plain server does for its own ids.
+        name = path.removeprefix(f"/v1/models/{POSE_ORG}/")
+        if name in switch.pose_listing:
+            return 200, [(b"content-type", b"application/json")], json.dumps(_plain_model(switch.pose_listing[name])).encode()
     if path in INFERENCE_PATHS and isinstance(doc, dict) and "model" in doc:
         doc["model"] = f"{POSE_ORG}/{doc['model']}"
         doc.pop("system_fingerprint", None)
@@ -367,7 +386,7 @@ def build_poses(switch: DefectSwitch) -> dict[str, Defect]:
     """Whole kinds of server: a plain OpenAI-compatible one (``org/name`` ids, no LLMOS additions),
     and one whose discovery claims profiles this kit version cannot check."""
     poses = [
-        Defect("plain_openai", None, request=_plain_openai_request(switch), response=_plain_openai_response),
+        Defect("plain_openai", None, request=_plain_openai_request(switch), response=_plain_openai_response(switch)),
         Defect("overclaiming_discovery", None, response=_overclaim),
     ]
     return {p.name: p for p in poses}
