@@ -36,7 +36,8 @@ def main() -> int:
                 "[[target]]\nname = \"llmos-reference (tiny Llama + BERT)\"\n"
                 f"base_url = \"{ref.base_url}\"\napi_key = \"{key}\"\ncallback_url = \"http://127.0.0.1:{free_port()}\"\n\n"
                 "[[target]]\nname = \"transformers serve (tiny Llama)\"\n"
-                f"openai_base_url = \"{hf}/v1\"\nprofiles = [\"inference\"]\n",
+                # Tiny models answer in milliseconds: a request still unanswered after 30 s is a hang, judged as such.
+                f"openai_base_url = \"{hf}/v1\"\nprofiles = [\"inference\"]\ntimeout = 30\n",
                 encoding="utf-8",
             )
             started = time.monotonic()

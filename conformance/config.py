@@ -50,6 +50,9 @@ class KitSettings(BaseModel):
     """``max_tokens`` of the unconstrained answers properties start from."""
     seed: int = 0
     timeout: float = Field(default=120.0, gt=0)
+    """Seconds one request may take (a hang past it is the target's failure)."""
+    property_budget_s: float = Field(default=120.0, gt=0)
+    """Seconds one property may spend sending examples (half as much again to shrink a failure)."""
     json_report: Path | None = None
     junit: Path | None = None
     html: Path | None = None

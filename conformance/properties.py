@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,9 @@ from conformance.verdicts import CheckFailed, CheckOutcome, KitError, Skip
 class Tally:
     examples: int = 0
     triggered: int = 0
+    deadline: float = float("inf")
+    """Past it, examples are drawn but not sent: a target that hangs cannot hold the run for hours."""
+    cut_short: bool = False
 
 
 def run_property(ctx: Context, strategy: st.SearchStrategy[Any], body: Callable[[Any], bool], *, examples: int, min_triggered: int = 1, what: str = "the property") -> CheckOutcome:
@@ -28,19 +32,21 @@ def run_property(ctx: Context, strategy: st.SearchStrategy[Any], body: Callable[
     shrinks it, and that smallest example leads the report. Fewer than ``min_triggered`` triggered
     examples make the check skipped, never passed.
     """
-    tally = Tally()
+    budget = ctx.settings.property_budget_s
+    tally = Tally(deadline=time.monotonic() + budget)
     seen: list[CheckFailed] = []
     _search(ctx, strategy, body, examples, tally, seen, shrink=False)
     if seen:
         shrunk: list[CheckFailed] = []
-        _search(ctx, strategy, body, examples, Tally(), shrunk, shrink=True)
+        _search(ctx, strategy, body, examples, Tally(deadline=time.monotonic() + budget / 2), shrunk, shrink=True)
         first = shrunk[-1] if shrunk else seen[0]
         others = [f for f in seen if repr(f.example) != repr(first.example)]
         first.others, first.total = others, max(len(seen), 1)
         raise first
     if tally.triggered < min(min_triggered, tally.examples or 1):
         raise Skip(f"{what} triggered in {tally.triggered} of {tally.examples} examples (minimum {min_triggered})")
-    return CheckOutcome(examples=tally.examples, triggered=tally.triggered)
+    notes = [f"time budget of {budget:.0f} s reached after {tally.examples} of {examples} examples"] if tally.cut_short else []
+    return CheckOutcome(examples=tally.examples, triggered=tally.triggered, notes=notes)
 
 
 def _search(ctx: Context, strategy: st.SearchStrategy[Any], body: Callable[[Any], bool], examples: int, tally: Tally, failures: list[CheckFailed], *, shrink: bool) -> None:
@@ -52,6 +58,9 @@ def _search(ctx: Context, strategy: st.SearchStrategy[Any], body: Callable[[Any]
               suppress_health_check=list(HealthCheck), phases=phases, report_multiple_bugs=False)
     @given(strategy)
     def prop(example: Any) -> None:
+        if time.monotonic() > tally.deadline:
+            tally.cut_short = True
+            return
         tally.examples += 1
         try:
             if body(example):

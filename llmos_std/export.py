@@ -22,7 +22,7 @@ from llmos_std import STANDARD_VERSION
 from llmos_std.discovery import DiscoveryDocument
 from llmos_std.errors import ERROR_CODES, ErrorEnvelope
 from llmos_std.models import ModelObject
-from llmos_std.operations import MODEL_DIGEST_HEADER, OPERATIONS, PATH_PARAMS, VERSION_HEADER, Operation, error_codes
+from llmos_std.operations import MODEL_DIGEST_HEADER, OPERATIONS, PATH_PARAMS, REQUEST_ID_HEADER, VERSION_HEADER, Operation, error_codes
 from llmos_std.parameters import DISPOSITIONS
 from llmos_std.profiles import PROFILE_DEPENDS, PROFILE_SUMMARY, PROFILES
 from llmos_std.report import ConformanceReport
@@ -60,6 +60,20 @@ def _to_type_arrays(node: Any) -> Any:
     return node
 
 
+def _without_null_defaults(node: Any) -> Any:
+    """Drop ``default: null``: it says no more than "optional", and generators read any default as
+    "the server fills it in", typing optional request fields as required (openapi-typescript does)."""
+    if isinstance(node, list):
+        return [_without_null_defaults(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    return {key: _without_null_defaults(value) for key, value in node.items() if not (key == "default" and value is None)}
+
+
+def _clean(node: Any) -> Any:
+    return _without_null_defaults(_to_type_arrays(node))
+
+
 def _model_modes() -> list[tuple[type[BaseModel], Mode]]:
     """Every wire model the standard names, with the direction it travels in."""
     pairs: dict[tuple[str, Mode], tuple[type[BaseModel], Mode]] = {}
@@ -85,7 +99,7 @@ def schema_files() -> dict[str, dict[str, Any]]:
     """``schemas/<Model>.json`` documents: self-contained, 2020-12, each with an ``$id``."""
     files: dict[str, dict[str, Any]] = {}
     for model, mode in _model_modes():
-        schema = _to_type_arrays(model.model_json_schema(mode=mode))
+        schema = _clean(model.model_json_schema(mode=mode))
         name = f"{model.__name__}.json"
         files[name] = {"$schema": JSON_SCHEMA_DIALECT, "$id": SCHEMA_BASE + "schemas/" + name, **schema}
     return files
@@ -94,15 +108,21 @@ def schema_files() -> dict[str, dict[str, Any]]:
 # ---------------------------------------------------------------- OpenAPI
 
 
+def _common_headers() -> dict[str, Any]:
+    return {VERSION_HEADER: {"$ref": f"#/components/headers/{VERSION_HEADER}"}, REQUEST_ID_HEADER: {"$ref": f"#/components/headers/{REQUEST_ID_HEADER}"}}
+
+
 def _envelope_response(op: Operation, status: int, codes: list[str]) -> dict[str, Any]:
     listed = ", ".join(f"`{code}`" for code in codes)
-    response: dict[str, Any] = {"description": f"Error envelope; `code` is one of {listed}."}
+    response: dict[str, Any] = {"description": f"Error envelope; `code` is one of {listed}.", "headers": _common_headers(), "x-llmos-error-codes": codes}
     if op.method != "HEAD":
         response["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
-    if status == 401:
-        response["headers"] = {"WWW-Authenticate": {"description": "RFC 6750 challenge.", "schema": {"type": "string"}}}
+    if status == 401 or "insufficient_scope" in codes:
+        response["headers"]["WWW-Authenticate"] = {"description": "RFC 6750 challenge (`error=\"invalid_token\"` or `\"insufficient_scope\"`).", "schema": {"type": "string"}}
     if status in (429, 503):
-        response["headers"] = {"Retry-After": {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}}}
+        response["headers"]["Retry-After"] = {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}}
+    if status == 405:
+        response["headers"]["Allow"] = {"description": "The methods the path allows (RFC 9110).", "schema": {"type": "string"}}
     return response
 
 
@@ -110,7 +130,7 @@ def _operation_object(op: Operation, names: dict[tuple[str, Mode], str]) -> dict
     def ref(model: type[BaseModel], mode: Mode) -> dict[str, str]:
         return {"$ref": "#/components/schemas/" + names[(model.__name__, mode)]}
 
-    success: dict[str, Any] = {"description": op.summary, "headers": {VERSION_HEADER: {"$ref": f"#/components/headers/{VERSION_HEADER}"}}}
+    success: dict[str, Any] = {"description": op.summary, "headers": _common_headers()}
     if op.names_serving_model:
         success["headers"][MODEL_DIGEST_HEADER] = {"$ref": f"#/components/headers/{MODEL_DIGEST_HEADER}"}
     if op.response is not None and op.method != "HEAD":
@@ -137,6 +157,7 @@ def _operation_object(op: Operation, names: dict[tuple[str, Mode], str]) -> dict
     obj: dict[str, Any] = {
         "operationId": op.id,
         "summary": op.summary,
+        "description": _description(op),
         "tags": [op.profile],
         "responses": responses,
         "x-llmos-profile": op.profile,
@@ -160,10 +181,17 @@ def _operation_object(op: Operation, names: dict[tuple[str, Mode], str]) -> dict
     return obj
 
 
+def _description(op: Operation) -> str:
+    """The operation's summary and the normative sentences of its requirements, from the registry."""
+    lines = [op.summary, "", "Requirements:"]
+    lines += [f"- **{rid}** ({REQUIREMENTS_BY_ID[rid].level}): {REQUIREMENTS_BY_ID[rid].sentence}" for rid in op.requirements if rid in REQUIREMENTS_BY_ID]
+    return "\n".join(lines)
+
+
 def openapi_document() -> dict[str, Any]:
     pairs = _model_modes()
     _, definitions = models_json_schema(pairs, ref_template="#/components/schemas/{model}")
-    components: dict[str, Any] = _to_type_arrays(definitions.get("$defs", {}))
+    components: dict[str, Any] = _clean(definitions.get("$defs", {}))
     # models_json_schema names a model used in both modes "<Name>-Input"/"-Output"; map each pair to its name.
     names: dict[tuple[str, Mode], str] = {}
     for model, mode in pairs:
@@ -183,8 +211,13 @@ def openapi_document() -> dict[str, Any]:
             "title": "LLMOS",
             "version": STANDARD_VERSION,
             "summary": "An open standard for LLM operating systems, wire-compatible with the OpenAI API.",
+            "description": ("The LLMOS API: OpenAI-compatible inference under `/v1/`, LLMOS extensions under `/llmos/v1/`. "
+                            "A server claims profiles in `GET /.well-known/llmos`; every operation belongs to one profile (its tag), "
+                            "needs the scope in `x-llmos-scope`, and is governed by the requirements in `x-llmos-requirements`. "
+                            "Errors use one envelope; `x-llmos-error-codes` lists the codes each response can carry."),
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },
+        "servers": [{"url": "http://127.0.0.1:8400", "description": "the reference server's default address (`llmos-ref serve`)"}],
         "tags": [{"name": p, "description": PROFILE_SUMMARY[p]} for p in PROFILES],
         "paths": dict(sorted(paths.items())),
         "components": {
@@ -193,6 +226,7 @@ def openapi_document() -> dict[str, Any]:
             "headers": {
                 VERSION_HEADER: {"description": "The standard version the server implements.", "schema": {"type": "string", "pattern": r"^\d+\.\d+$"}},
                 MODEL_DIGEST_HEADER: {"description": "Package digest of the model that served the request.", "schema": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}},
+                REQUEST_ID_HEADER: {"description": "The request's id: the client's own when well-formed, else the server's; also in audit events.", "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,128}$"}},
             },
         },
     }

@@ -57,6 +57,8 @@ BodyKind = Literal["none", "json", "bytes", "jsonl"]
 LLMOS_BASE = "/llmos/v1"
 VERSION_HEADER = "LLMOS-Version"
 """On every response: the standard version the server implements."""
+REQUEST_ID_HEADER = "X-Request-Id"
+"""On every response: the request's id (the client's own when well-formed)."""
 MODEL_DIGEST_HEADER = "LLMOS-Model-Digest"
 """On every inference response: the package digest of the model that served it."""
 
