@@ -130,7 +130,7 @@ _MANAGEMENT: tuple[Requirement, ...] = (
 
 _PACKAGES: tuple[Requirement, ...] = (
     _r("LLMOS-PKG-001", "MUST", "model-packages", "`PUT /llmos/v1/blobs/{digest}` MUST store the body only when its sha256 equals the digest, answering 201 (or 200 when already stored), and MUST otherwise fail with 400 `digest_invalid` storing nothing.", "blob_upload_verified"),
-    _r("LLMOS-PKG-002", "MUST", "model-packages", "Blob upload MUST be idempotent, and `HEAD /llmos/v1/blobs/{digest}` MUST answer 200 for a stored blob and 404 otherwise.", "blob_head_and_idempotent"),
+    _r("LLMOS-PKG-002", "MUST", "model-packages", "Blob upload MUST be idempotent, and `HEAD /llmos/v1/blobs/{digest}` MUST answer 200 for a stored blob, 404 for a well-formed digest of no stored blob, and 400 for a malformed digest.", "blob_head_and_idempotent"),
     _r("LLMOS-PKG-003", "MUST", "model-packages", "`POST /llmos/v1/packages` MUST install a valid manifest whose blobs are all stored and verified, answering 201 with the new ModelVersion in state `installed` whose digest is the manifest's package digest.", "install_package"),
     _r("LLMOS-PKG-004", "MUST", "model-packages", "A manifest that is invalid MUST fail with 400 `manifest_invalid`, one that references a missing blob with 400 `manifest_blob_unknown`, and one with an unsafe path with 400 `path_invalid`, each leaving the registry unchanged.", "install_refusals"),
     _r("LLMOS-PKG-005", "MUST", "model-packages", "A package whose files' sizes or digests do not match the stored blobs MUST fail with 400 `digest_invalid`, and one whose weights do not parse with 400 `weights_malformed`.", "install_verifies_blobs"),
@@ -138,7 +138,7 @@ _PACKAGES: tuple[Requirement, ...] = (
     _r("LLMOS-PKG-007", "MUST", "model-packages", "Installing the same manifest twice MUST be idempotent; a different manifest under an existing name and version MUST fail with 409 `already_exists`.", "install_idempotent"),
     _r("LLMOS-PKG-008", "MUST", "model-packages", "Any interrupted upload or install MUST leave the registry as it was before it began.", "install_atomic"),
     _r("LLMOS-PKG-009", "MUST", "model-packages", "`DELETE /llmos/v1/models/{name}/versions/{version}` MUST remove an inactive, unloaded version and answer 200; the version then MUST be absent from every listing.", "delete_version"),
-    _r("LLMOS-PKG-010", "MUST", "model-packages", "`GET /llmos/v1/packages/{digest}` MUST return the installed manifest whose package digest is `digest`, and 404 `package_not_found` for any other digest.", "get_manifest"),
+    _r("LLMOS-PKG-010", "MUST", "model-packages", "`GET /llmos/v1/packages/{digest}` MUST return the installed manifest whose package digest is `digest`, 404 `package_not_found` for any other well-formed digest, and 400 `digest_invalid` for a malformed one.", "get_manifest"),
     _r("LLMOS-PKG-011", "MUST", "model-packages", "The package digest MUST be the sha256 of the RFC 8785 canonicalization of the manifest JSON object as uploaded, with its `signatures` member removed.", "package_digest_canonical"),
 )
 

@@ -40,6 +40,11 @@ def test_every_defect_fails_its_requirement(tmp_path: Path, tiny_llama_dir: Path
             srv.switch.active = name
             report = run(_settings(srv.base_url, defect.requirement))
             verdicts = {r.id: r.verdict for r in report.requirements}
+            if verdicts.get(defect.requirement) == "skipped":
+                # Timing-based checks (draining, disconnects) skip when a loaded machine blurs the result:
+                # that is "not observed", never "passed", so it gets one more try. A pass is never retried.
+                report = run(_settings(srv.base_url, defect.requirement))
+                verdicts = {r.id: r.verdict for r in report.requirements}
             if verdicts.get(defect.requirement) != "fail":
                 missed[name] = f"{defect.requirement}: {verdicts.get(defect.requirement)}"
             # A failed MUST fails the run; a failed SHOULD is reported while conformance stands.

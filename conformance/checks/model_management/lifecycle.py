@@ -97,7 +97,9 @@ def get_manifest(ctx: Context) -> CheckOutcome:
         if (body["name"], body["version"]) != (subject["name"], version["version"]):
             raise CheckFailed(f"the manifest of {subject['name']}@{version['version']}", f"{body['name']}@{body['version']}", exchange=ctx.wire.last)
         count += 1
-    return CheckOutcome(examples=count, triggered=count)
+    expect_error(ctx.wire.request("GET", f"{LLMOS_BASE}/packages/sha256:{'0' * 64}", auth="admin"), ("package_not_found",))
+    expect_error(ctx.wire.request("GET", f"{LLMOS_BASE}/packages/sha256:not-hex", auth="admin"), ("digest_invalid",))
+    return CheckOutcome(examples=count + 2, triggered=count + 2)
 
 
 @check("package_digest_canonical")
@@ -141,4 +143,5 @@ def blob_head_and_idempotent(ctx: Context) -> CheckOutcome:
     expect_status(ctx.wire.request("HEAD", f"{LLMOS_BASE}/blobs/{digest}", auth="admin"), 200)
     absent = sha256_digest(data + b"absent")
     expect_status(ctx.wire.request("HEAD", f"{LLMOS_BASE}/blobs/{absent}", auth="admin"), 404)
-    return CheckOutcome(examples=3, triggered=3)
+    expect_status(ctx.wire.request("HEAD", f"{LLMOS_BASE}/blobs/sha256:{absent[7:].upper()}", auth="admin"), 400)  # malformed: upper-case hex
+    return CheckOutcome(examples=4, triggered=4)
