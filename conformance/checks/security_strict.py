@@ -109,7 +109,7 @@ def chain_link(event: dict[str, Any]) -> str:
 
 @check("audit_chain_verifiable")
 def audit_chain_verifiable(ctx: Context) -> CheckOutcome:
-    probe, _ = mint(ctx, "chain", ["models:read"])  # at least one fresh event in the chain
+    mint(ctx, "chain", ["models:read"])  # at least one fresh event in the chain
     events, pages = all_events(ctx)
     prev = "0" * 64
     for event in events:
@@ -132,7 +132,6 @@ def audit_chain_verifiable(ctx: Context) -> CheckOutcome:
     again, _ = all_events(ctx)
     if [e["hash"] for e in again[: len(events)]] != [e["hash"] for e in events]:
         raise CheckFailed("the listed events unchanged", "an earlier event's hash changed", exchange=ctx.wire.last)
-    del probe
     return CheckOutcome(examples=len(events) + len(tampering), triggered=len(events))
 
 
@@ -211,9 +210,9 @@ def trust_from_configuration(ctx: Context) -> CheckOutcome:
     public = public_key_of(newcomer_path)
     with Failures() as failures:
         with failures.each():
-            _insufficient_or_admin(as_key(ctx, publisher, "POST", signers, {"key_id": signer_key_id(public), "public_key": public.decode(), "note": "self-trust"}))
+            _admin_only(as_key(ctx, publisher, "POST", signers, {"key_id": signer_key_id(public), "public_key": public.decode(), "note": "self-trust"}))
         with failures.each():
-            _insufficient_or_admin(as_key(ctx, publisher, "GET", signers))
+            _admin_only(as_key(ctx, publisher, "GET", signers))
     pkg = fresh_package(ctx, "trust")
     signature = _signed_by(pkg, newcomer_path)
     # The package carries the key itself (as sigstore bundles may): it still must not be trusted for it.
@@ -234,6 +233,6 @@ def trust_from_configuration(ctx: Context) -> CheckOutcome:
     return CheckOutcome(examples=5, triggered=5)
 
 
-def _insufficient_or_admin(exchange: Exchange) -> None:
+def _admin_only(exchange: Exchange) -> None:
     """The trust operations are admin-scoped: a publisher cannot trust its own key."""
     expect_error(exchange, ("insufficient_scope",))
