@@ -110,6 +110,7 @@ def key_lifecycle(ctx: Context) -> CheckOutcome:
     revoked = ctx.wire.request("DELETE", f"{KEYS}/{key.id}", auth="admin")
     ok_json(revoked, "DeletedObject")
     expect_error(as_key(ctx, key, "GET", "/v1/models"), ("invalid_api_key",))
+    expect_error(ctx.wire.request("DELETE", f"{KEYS}/key_{ctx.run_id}_absent", auth="admin"), ("key_not_found",))
     soon = int(time.time()) + 2
     short, _ = mint(ctx, "expiring", ["models:read"], expires_at=soon)
     before = as_key(ctx, short, "GET", "/v1/models")
@@ -204,6 +205,7 @@ def audit_events_recorded(ctx: Context) -> CheckOutcome:
             text = "\n".join(p.body.decode("utf-8", errors="replace") for p in pages)
             if any(s in text for s in (secret, reader.secret, *(k for k in ctx.wire.secrets if len(k) >= 16))):
                 raise CheckFailed("no secret anywhere in the audit output", "a key secret appears in it", exchange=pages[-1])
+    expect_error(ctx.wire.request("GET", f"{LLMOS_BASE}/audit/events?cursor=not-issued-{ctx.run_id}", auth="admin"), ("cursor_invalid",))
     seqs = [int(e.get("seq") or 0) for e in events]
     if seqs != sorted(seqs):
         raise CheckFailed("events oldest first", f"sequence numbers out of order around {seqs[:5]}")

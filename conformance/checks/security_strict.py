@@ -204,7 +204,9 @@ def signed_packages_only(ctx: Context) -> CheckOutcome:
 @check("trust_from_configuration")
 def trust_from_configuration(ctx: Context) -> CheckOutcome:
     signers = f"{LLMOS_BASE}/trust/signers"
-    ok_json(ctx.wire.request("GET", signers, auth="admin"), "TrustedSignerList")
+    listed = ok_json(ctx.wire.request("GET", signers, auth="admin"), "TrustedSignerList")
+    configured = next((s["id"] for s in listed["data"] if s.get("source") == "configuration"), f"sgn_{ctx.run_id}_absent")
+    expect_error(ctx.wire.request("DELETE", f"{signers}/{configured}", auth="admin"), ("signer_not_found",))  # not the API's to remove
     publisher, _ = mint(ctx, "publisher", ["packages:write", "models:read"])
     newcomer_path = kit_signing_key(ctx, "newcomer", trusted=False)
     public = public_key_of(newcomer_path)
