@@ -47,7 +47,7 @@ class Failures:
 
     def combined(self) -> CheckFailed:
         first = self.seen[0]
-        first.others = [f for f in self.seen[1:] if f is not first]
+        first.others = self.seen[1:]
         first.total = len(self.seen)
         return first
 

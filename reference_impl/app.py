@@ -13,7 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
 from llmos_std.errors import LLMOSError
-from llmos_std.operations import LLMOS_BASE, OPERATIONS
+from llmos_std.operations import LLMOS_BASE, OPERATIONS, REQUEST_ID_HEADER
 
 from reference_impl.bootstrap import bring_up
 from reference_impl.http import EdgeMiddleware, Handler, bind, llmos_error_handler, not_found_handler, unexpected_error_handler
@@ -103,7 +103,7 @@ def create_app(settings: Settings, *, loader: Callable[[Registry, Settings], Loa
     if settings.cors_origins:
         # Inside the edge, so the Host allowlist and request ids cover preflights too; listed origins only, never "*".
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=True,
-                           allow_methods=["GET", "POST", "PUT", "DELETE", "HEAD"], allow_headers=["Authorization", "Content-Type", "X-Request-Id"])
+                           allow_methods=["GET", "POST", "PUT", "DELETE", "HEAD"], allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER])
     app.add_middleware(
         EdgeMiddleware,
         allowed_hosts=settings.allowed_hosts,

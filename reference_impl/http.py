@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmos_std import STANDARD_VERSION
 from llmos_std.errors import LLMOSError
-from llmos_std.operations import VERSION_HEADER, Operation
+from llmos_std.operations import REQUEST_ID_HEADER, VERSION_HEADER, Operation
 from llmos_std.security import Scope as KeyScope
 from llmos_std.validation import error_from_validation
 
@@ -29,7 +29,6 @@ from reference_impl.keys import KeyRecord
 
 log = logging.getLogger("llmos.http")
 
-REQUEST_ID_HEADER = "x-request-id"
 
 
 @dataclass
@@ -213,13 +212,13 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        sent_id = headers.get(REQUEST_ID_HEADER, "")
+        sent_id = headers.get(REQUEST_ID_HEADER.lower(), "")
         request_id = sent_id if 0 < len(sent_id) <= 128 and sent_id.isascii() and sent_id.isprintable() else secrets.token_hex(12)
         scope["llmos.request_id"] = request_id
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                extra = [(VERSION_HEADER.lower().encode(), STANDARD_VERSION.encode()), (b"x-request-id", request_id.encode())]
+                extra = [(VERSION_HEADER.lower().encode(), STANDARD_VERSION.encode()), (REQUEST_ID_HEADER.lower().encode(), request_id.encode())]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmos_std.canonical import sha256_digest
-from llmos_std.operations import LLMOS_BASE, OPERATIONS_BY_ID
+from llmos_std.operations import LLMOS_BASE, OPERATIONS_BY_ID, REQUEST_ID_HEADER
 
 from conformance.bodies import CAPABILITY_OF, PATH_OF, minimal_body
 from conformance.context import Context
@@ -182,13 +182,13 @@ def audit_events_recorded(ctx: Context) -> CheckOutcome:
     reader, _ = mint(ctx, "audit-reader", ["models:read"])
     allowed_id, denied_id, anon_id = (f"llmos-conformance-{ctx.run_id}-{role}-{int(time.time() * 1000)}" for role in ("allowed", "denied", "anonymous"))
     minted = ctx.wire.request("POST", KEYS, json_body={"name": ctx.name("audited"), "scopes": ["models:read"]}, auth="admin",
-                              headers={"X-Request-Id": allowed_id})
+                              headers={REQUEST_ID_HEADER: allowed_id})
     secret = str(ok_json(minted, status=201)["secret"])
     ctx.wire.also_redact(secret)
     minted_id = str(json.loads(minted.body)["id"])
     ctx.cleanup.append(lambda: revoke(ctx, minted_id))
-    as_key(ctx, reader, "POST", KEYS, {"name": ctx.name("denied"), "scopes": ["models:read"]}, headers={"X-Request-Id": denied_id})
-    ctx.wire.request("POST", KEYS, json_body={"name": ctx.name("anonymous"), "scopes": ["models:read"]}, auth=None, headers={"X-Request-Id": anon_id})
+    as_key(ctx, reader, "POST", KEYS, {"name": ctx.name("denied"), "scopes": ["models:read"]}, headers={REQUEST_ID_HEADER: denied_id})
+    ctx.wire.request("POST", KEYS, json_body={"name": ctx.name("anonymous"), "scopes": ["models:read"]}, auth=None, headers={REQUEST_ID_HEADER: anon_id})
     events, pages = all_events(ctx)
     by_request = {str(e.get("request_id")): e for e in events}
     expected = [(allowed_id, "success", 201), (denied_id, "failure", 403), (anon_id, "failure", 401)]
@@ -234,8 +234,8 @@ def request_id_header(ctx: Context) -> CheckOutcome:
     with Failures() as failures:
         for method, path, body, sent, kind in probes:
             with failures.each():
-                exchange = ctx.wire.request(method, path, json_body=body, auth="admin", headers={"X-Request-Id": sent} if sent else None)
-                got = exchange.headers.get("x-request-id")
+                exchange = ctx.wire.request(method, path, json_body=body, auth="admin", headers={REQUEST_ID_HEADER: sent} if sent else None)
+                got = exchange.headers.get(REQUEST_ID_HEADER)
                 if got is None or not REQUEST_ID.match(got):
                     raise CheckFailed(f"an X-Request-Id header on {method} {path} ({exchange.status})", repr(got), exchange=exchange)
                 if kind == "echo" and got != sent:

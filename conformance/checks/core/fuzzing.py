@@ -36,26 +36,17 @@ COUNT_FIELDS = {"max_tokens": FUZZ_MAX_TOKENS, "max_completion_tokens": FUZZ_MAX
 """Integer fields whose generated values are capped (after the declared limit) to keep generation small."""
 
 
-def _cap_integers(node: Any, cap: int) -> None:
-    """Lower every integer ``maximum`` in ``node`` (and its alternatives) to ``cap``."""
+def _cap(node: Any, kind: str, keyword: str, cap: int) -> None:
+    """Lower ``keyword`` (``maximum`` or ``maxItems``) to ``cap`` in every ``kind`` schema of ``node`` and its alternatives."""
     if not isinstance(node, dict):
         return
-    if node.get("type") == "integer":
-        node["maximum"] = min(node.get("maximum", cap), cap)
-        node.pop("exclusiveMaximum", None)
+    if node.get("type") == kind:
+        node[keyword] = min(node.get(keyword, cap), cap)
+        if keyword == "maximum":
+            node.pop("exclusiveMaximum", None)
     for key in ("anyOf", "oneOf"):
         for sub in node.get(key, []):
-            _cap_integers(sub, cap)
-
-
-def _cap_items(node: Any, cap: int) -> None:
-    if not isinstance(node, dict):
-        return
-    if node.get("type") == "array":
-        node["maxItems"] = min(node.get("maxItems", cap), cap)
-    for key in ("anyOf", "oneOf"):
-        for sub in node.get(key, []):
-            _cap_items(sub, cap)
+            _cap(sub, kind, keyword, cap)
 
 
 def bounded_schema(ctx: Context, op: str, model: str) -> dict[str, Any]:
@@ -66,12 +57,12 @@ def bounded_schema(ctx: Context, op: str, model: str) -> dict[str, Any]:
     for name, cap in COUNT_FIELDS.items():
         if name in props:
             limit = ctx.limit("max_n" if name in ("n", "best_of") else "max_tokens")
-            _cap_integers(props[name], min(cap, limit) if limit is not None else cap)
+            _cap(props[name], "integer", "maximum", min(cap, limit) if limit is not None else cap)
     if "stop" in props:
-        _cap_items(props["stop"], ctx.limit("max_stop") or 4)
+        _cap(props["stop"], "array", "maxItems", ctx.limit("max_stop") or 4)
     for batch in ("prompt", "input"):
         if batch in props:
-            _cap_items(props[batch], min(ctx.limit("max_batch") or 4, 4))
+            _cap(props[batch], "array", "maxItems", min(ctx.limit("max_batch") or 4, 4))
     return schema
 
 
