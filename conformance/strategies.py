@@ -56,9 +56,23 @@ def _string(schema: dict[str, Any]) -> st.SearchStrategy[str]:
     return st.text(min_size=min_size, max_size=min(max_size, min_size + 24))
 
 
+_REFS: dict[int, tuple[dict[str, Any], dict[str, st.SearchStrategy[Any]]]] = {}
+
+
 def from_schema(schema: dict[str, Any], root: dict[str, Any] | None = None) -> st.SearchStrategy[Any]:
     """Documents valid under ``schema`` (object keywords, types, ranges, patterns, enums, unions)."""
     root = schema if root is None else root
+    if "$ref" in schema and len(schema) == 1:
+        # A named definition may refer to itself (the query language's filters): one deferred strategy
+        # per definition lets hypothesis draw nested values without building an infinite strategy.
+        owner, cache = _REFS.get(id(root), (None, {}))
+        if owner is not root:  # keyed by identity; holding the root keeps its id from being reused
+            cache = {}
+            _REFS[id(root)] = (root, cache)
+        ref = schema["$ref"]
+        if ref not in cache:
+            cache[ref] = st.deferred(lambda: from_schema(_resolve(schema, root), root))
+        return cache[ref]
     schema = _resolve(schema, root)
     if "const" in schema:
         return st.just(schema["const"])

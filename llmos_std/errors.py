@@ -86,6 +86,10 @@ _ALL: tuple[ErrorCodeSpec, ...] = (
     _c("dataset_not_found", 404, "not_found_error", "data", "No dataset with this id is visible to the caller."),
     _c("cursor_invalid", 400, "invalid_request_error", "data", "The pagination cursor is malformed or expired."),
     _c("pipeline_invalid", 400, "invalid_request_error", "data", "A preprocessing pipeline step is unknown or misconfigured."),
+    _c("record_invalid", 400, "invalid_request_error", "data", "A record of an append is not a JSON object or fails the dataset's schema; `param` is `records.<i>`, and nothing was stored."),
+    _c("dataset_version_not_found", 404, "not_found_error", "data", "The dataset has no such version."),
+    _c("operation_not_found", 404, "not_found_error", "data", "No operation with this id is visible to the caller."),
+    _c("pipeline_failed", 400, "invalid_request_error", "data", "A derive stopped on a record (a template field it lacks, a model failure); carried by the failed operation, which left nothing behind."),
     _c("key_not_found", 404, "not_found_error", "security", "No API key with this id belongs to the caller."),
     _c("signer_not_found", 404, "not_found_error", "security", "No trusted signer with this id."),
     # Server side.

@@ -7,26 +7,29 @@ compare a fresh export with the committed files byte for byte.
 from __future__ import annotations
 
 import copy
-from functools import cache
-
 import json
 import re
+import unicodedata
 from collections.abc import Iterable
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
-from llmos_std import STANDARD_VERSION
+from llmos_std import STANDARD_VERSION, query
 from llmos_std.discovery import DiscoveryDocument
 from llmos_std.errors import ERROR_CODES, ErrorEnvelope
 from llmos_std.models import ModelObject
 from llmos_std.operations import MODEL_DIGEST_HEADER, OPERATIONS, PATH_PARAMS, REQUEST_ID_HEADER, VERSION_HEADER, Operation, error_codes
 from llmos_std.parameters import DISPOSITIONS
+from llmos_std.pipeline import PII_KINDS, PII_PATTERNS, PII_PLACEHOLDERS, WHITE_SPACE, PipelineStep
+from llmos_std.pipeline_examples import WORKED_EXAMPLES
 from llmos_std.profiles import PROFILE_DEPENDS, PROFILE_SUMMARY, PROFILES
 from llmos_std.report import ConformanceReport
 from llmos_std.requirements import REQUIREMENTS, REQUIREMENTS_BY_ID
+from llmos_std.tasks import DEFAULT_OUTPUT_PREFIXES, DEFAULT_PROMPTS, LANGUAGE_NAMES, TASK_NAMES
 
 SCHEMA_BASE = f"https://schemas.llmos-std.org/{STANDARD_VERSION}/"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -173,6 +176,12 @@ def _operation_object(op: Operation, names: dict[tuple[str, Mode], str]) -> dict
     obj["security"] = [{"bearer": []}] if op.scope is not None else []
     if op.request_body == "json" and op.request is not None:
         obj["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(op.request, "validation")}}}
+        if op.request_jsonl:
+            # OpenAPI 3.1 cannot give each line a schema (3.2's itemSchema can); the JSON form's list items are the lines.
+            obj["requestBody"]["content"]["application/jsonl"] = {
+                "schema": {"type": "string", "contentMediaType": "application/jsonl",
+                           "description": "JSON Lines: each non-blank line is one element of the JSON form's list."},
+            }
     elif op.request_body == "bytes":
         obj["requestBody"] = {
             "required": True,
@@ -192,6 +201,10 @@ def openapi_document() -> dict[str, Any]:
     pairs = _model_modes()
     _, definitions = models_json_schema(pairs, ref_template="#/components/schemas/{model}")
     components: dict[str, Any] = _clean(definitions.get("$defs", {}))
+    for key, schema in components.items():
+        if key.endswith(("-Input", "-Output")) and isinstance(schema, dict):
+            # Generators name classes by title: the two modes of one model need two names (AndInput, AndOutput).
+            schema["title"] = key.replace("-", "")
     # models_json_schema names a model used in both modes "<Name>-Input"/"-Output"; map each pair to its name.
     names: dict[tuple[str, Mode], str] = {}
     for model, mode in pairs:
@@ -283,7 +296,80 @@ def _tables() -> dict[str, str]:
             ("profile", "implies", "covers"),
             ((f"`{p}`", ", ".join(f"`{d}`" for d in PROFILE_DEPENDS[p]) or "-", PROFILE_SUMMARY[p]) for p in PROFILES),
         ),
+        "task-prompts": _task_prompts(),
+        "task-languages": _md_table(("primary subtag", "name"), ((f"`{tag}`", name) for tag, name in sorted(LANGUAGE_NAMES.items()))),
+        "white-space": _md_table(("code point", "name"), ((f"U+{ord(c):04X}", _char_name(c)) for c in sorted(WHITE_SPACE))),
+        "pii-patterns": _pii_patterns(),
+        "query-bounds": _md_table(
+            ("bound", "value"),
+            (
+                ("records per page (`limit`)", f"1 to {query.MAX_PAGE_SIZE}"),
+                ("filter depth (a leaf is 1; each `and`, `or`, `not` above it adds 1)", str(query.MAX_FILTER_DEPTH)),
+                ("filter nodes (every operator object counts)", str(query.MAX_FILTER_NODES)),
+                ("children of one `and` or `or`", f"1 to {query.MAX_FILTER_CHILDREN}"),
+                ("`values` of one `in`", f"1 to {query.MAX_IN_VALUES}"),
+                ("sort keys", str(query.MAX_SORT_KEYS)),
+                ("projected `fields`", f"1 to {query.MAX_PROJECTION}"),
+                ("names in a field path; characters per name", "1 to 8; 1 to 128"),
+                ("`cursor` length", "1 to 4096 characters"),
+            ),
+        ),
+        "pipeline-examples": _pipeline_examples(),
     }
+
+
+def _task_prompts() -> str:
+    parts = []
+    for task in TASK_NAMES:
+        parts.append(f"`{task}`, output prefix `{DEFAULT_OUTPUT_PREFIXES[task]}`:\n\n```text\n{DEFAULT_PROMPTS[task]}\n```")
+    return "\n\n".join(parts)
+
+
+_CONTROL_NAMES = {"\t": "CHARACTER TABULATION", "\n": "LINE FEED", "\v": "LINE TABULATION", "\f": "FORM FEED", "\r": "CARRIAGE RETURN", "\x85": "NEXT LINE"}
+
+
+def _char_name(char: str) -> str:
+    return _CONTROL_NAMES.get(char) or unicodedata.name(char)
+
+
+def _pii_patterns() -> str:
+    parts = []
+    for position, kind in enumerate(PII_KINDS, start=1):
+        parts.append(f"{position}. `{kind}`, replaced by `{PII_PLACEHOLDERS[kind]}`:\n\n   ```text\n   {PII_PATTERNS[kind]}\n   ```")
+    return "\n\n".join(parts)
+
+
+_INVISIBLE = frozenset({"Cc", "Cf", "Cn", "Co", "Cs", "Me", "Mn", "Zl", "Zp", "Zs"})
+
+
+def _visible_json(value: Any) -> str:
+    """Compact JSON, UTF-8 as written, except that invisible and combining characters are ``\\u`` escapes."""
+    out = []
+    for char in json.dumps(value, ensure_ascii=False, separators=(",", ":")):
+        if char != " " and unicodedata.category(char) in _INVISIBLE:
+            code = ord(char)
+            units = [code] if code < 0x10000 else [0xD800 + ((code - 0x10000) >> 10), 0xDC00 + ((code - 0x10000) & 0x3FF)]
+            out.append("".join(f"\\u{unit:04x}" for unit in units))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _pipeline_examples() -> str:
+    adapter: TypeAdapter[Any] = TypeAdapter(PipelineStep)
+    parts = []
+    for number, example in enumerate(WORKED_EXAMPLES, start=1):
+        model = type(adapter.validate_python(example.step)).__name__
+        step = json.dumps(example.step, ensure_ascii=False)
+        records_in = "\n".join(_visible_json(r) for r in example.records_in)
+        records_out = "\n".join(_visible_json(r) for r in example.records_out) or "(none)"
+        parts.append(
+            f"#### Example {number}: {example.title}\n\n"
+            f"```json DeriveDatasetRequest#/$defs/{model}\n{step}\n```\n\n"
+            f"Records in:\n\n```jsonl\n{records_in}\n```\n\n"
+            f"Records out:\n\n```jsonl\n{records_out}\n```"
+        )
+    return "\n\n".join(parts)
 
 
 def render_requirement(req_id: str) -> str:

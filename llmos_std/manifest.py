@@ -17,6 +17,7 @@ from llmos_std.canonical import canonicalize, sha256_digest
 from llmos_std.models import DIGEST_PATTERN, NAME_PATTERN
 from llmos_std.parameters import Capability
 from llmos_std.semver import SEMVER_PATTERN, is_semver
+from llmos_std.tasks import TaskName
 from llmos_std.wire import WireModel
 
 MANIFEST_SCHEMA_VERSION = "1"
@@ -119,8 +120,14 @@ class GenerationDefaults(WireModel):
 
 
 class TaskTemplate(WireModel):
-    prompt: str = Field(min_length=1)
-    """A template with ``{input}`` (and task-specific fields such as ``{target_language}``)."""
+    """How the package's model runs one standard task; an empty object takes the standard's defaults."""
+
+    prompt: str | None = Field(default=None, min_length=1, max_length=16384)
+    """A template with ``{input}`` and the task's fields (``{target_language}``...); the standard's own when absent."""
+    output_prefix: str | None = Field(default=None, min_length=1, max_length=256)
+    """Ends a prompt for a model without chat, and is removed from an output that repeats it."""
+    stop: list[str] = Field(default_factory=list, max_length=4)
+    """Delimiters: the output is cut at the first one generated."""
     max_tokens: int | None = Field(default=None, ge=1)
 
 
@@ -152,7 +159,8 @@ class PackageManifest(WireModel):
     base_model: list[BaseModelRef] = Field(default_factory=list)
     quantization: Quantization | None = None
     generation_defaults: GenerationDefaults | None = None
-    task_templates: dict[str, TaskTemplate] = Field(default_factory=dict)
+    task_templates: dict[TaskName, TaskTemplate] = Field(default_factory=dict)
+    """The standard tasks this model runs (see the tasks profile), each with its template."""
     description: str | None = Field(default=None, max_length=4096)
     signatures: list[SignatureBundle] = Field(default_factory=list)
     """Detached signatures; excluded from the package digest."""

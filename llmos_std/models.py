@@ -67,7 +67,7 @@ def is_model_id(text: str) -> bool:
 class ModelObject(OpenWireModel):
     """One entry of ``GET /v1/models`` per model name (its active version): OpenAI's four fields plus the LLMOS fields."""
 
-    model_config = ConfigDict(json_schema_extra=optional_in_schema("max_n", "dimensions"))
+    model_config = ConfigDict(json_schema_extra=optional_in_schema("max_n", "dimensions", "tasks"))
 
     id: str
     """The model name (its active version serves requests that name it)."""
@@ -86,6 +86,8 @@ class ModelObject(OpenWireModel):
     """Per-model cap on ``n`` (the server-wide ``max_n`` applies when null)."""
     dimensions: int | None = Field(default=None, ge=1)
     """Embedding dimensions, for embedding models."""
+    tasks: list[Literal["translate", "summarize", "answer"]] = Field(default_factory=list)
+    """The standard tasks (tasks profile) this model runs."""
 
 
 class ModelList(OpenWireModel):

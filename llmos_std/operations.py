@@ -12,13 +12,16 @@ from typing import Literal
 from pydantic import BaseModel
 
 from llmos_std.data import (
+    DATASET_ID_PATTERN,
+    DATASET_REF_PATTERN,
     AppendRecordsRequest,
     AppendRecordsResponse,
+    DataOperation,
     Dataset,
     DatasetCreateRequest,
     DatasetList,
+    DatasetVersionList,
     DeriveDatasetRequest,
-    QueryRequest,
     QueryResponse,
 )
 from llmos_std.discovery import DiscoveryDocument, Health
@@ -49,7 +52,8 @@ from llmos_std.security import (
     TrustedSigner,
     TrustedSignerList,
 )
-from llmos_std.tasks import TaskList, TaskRequest, TaskResponse
+from llmos_std.query import QueryRequest
+from llmos_std.tasks import TaskChunk, TaskList, TaskRequest, TaskResponse
 
 Method = Literal["GET", "HEAD", "POST", "PUT", "DELETE"]
 BodyKind = Literal["none", "json", "bytes", "jsonl"]
@@ -68,7 +72,9 @@ PATH_PARAMS: dict[str, str] = {
     "version": r"[0-9A-Za-z.+-]{1,128}",
     "digest": r"sha256:[0-9a-f]{64}",
     "task": r"[a-z_]{1,64}",
-    "dataset_id": r"[A-Za-z0-9_-]{1,64}",
+    "dataset_id": DATASET_ID_PATTERN,
+    "dataset_ref": DATASET_REF_PATTERN,
+    "operation_id": r"op_[A-Za-z0-9]{1,61}",
     "key_id": r"[A-Za-z0-9_-]{1,64}",
     "signer_id": r"[A-Za-z0-9_-]{1,64}",
 }
@@ -103,6 +109,8 @@ class Operation:
     """When set, the body is validated by the operation itself and refused with this code and finer ones."""
     capability: Capability | None = None
     """The model capability the operation needs (the ``model`` it names must claim it)."""
+    request_jsonl: bool = False
+    """The body may also be JSON Lines (``application/jsonl``), one element of the request's list per line."""
 
     @property
     def path_params(self) -> tuple[str, ...]:
@@ -125,6 +133,7 @@ _GEN_REQUIREMENTS = (
 M = f"{LLMOS_BASE}/models/{{name}}"
 V = f"{M}/versions/{{version}}"
 D = f"{LLMOS_BASE}/datasets/{{dataset_id}}"
+DR = f"{LLMOS_BASE}/datasets/{{dataset_ref}}"
 
 OPERATIONS: tuple[Operation, ...] = (
     # core
@@ -141,7 +150,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("create_embedding", "POST", "/v1/embeddings", "Embeddings (OpenAI-compatible).", "embeddings", "inference", ("LLMOS-EMB-001", "LLMOS-EMB-002", "LLMOS-EMB-003", "LLMOS-EMB-004", "LLMOS-EMB-006", "LLMOS-INF-013", "LLMOS-PARAM-001", "LLMOS-PARAM-002", "LLMOS-PARAM-003"), request=EmbeddingRequest, request_body="json", response=EmbeddingResponse, errors=(*_MODEL_ERRORS, "unsupported_parameter", "limit_exceeded", "context_length_exceeded", "engine_error", "not_ready"), names_serving_model=True, capability="embeddings"),
     # tasks
     Operation("list_tasks", "GET", f"{LLMOS_BASE}/tasks", "Offered tasks and the models that run them.", "tasks", "tasks", ("LLMOS-TASK-004",), response=TaskList),
-    Operation("run_task", "POST", f"{LLMOS_BASE}/tasks/{{task}}", "Run a standard task.", "tasks", "tasks", ("LLMOS-TASK-001", "LLMOS-TASK-002", "LLMOS-TASK-003"), request=TaskRequest, request_body="json", response=TaskResponse, names_serving_model=True, errors=("task_not_found", *_MODEL_ERRORS, "unsupported_parameter", "context_length_exceeded", "engine_error")),
+    Operation("run_task", "POST", f"{LLMOS_BASE}/tasks/{{task}}", "Run a standard task over one input or a batch.", "tasks", "tasks", ("LLMOS-TASK-001", "LLMOS-TASK-002", "LLMOS-TASK-003", "LLMOS-TASK-005", "LLMOS-TASK-006", "LLMOS-TASK-007", "LLMOS-TASK-008", "LLMOS-TASK-009"), request=TaskRequest, request_body="json", response=TaskResponse, stream_chunk=TaskChunk, names_serving_model=True, errors=("task_not_found", *_MODEL_ERRORS, "unsupported_parameter", "limit_exceeded", "context_length_exceeded", "engine_error"), capability="tasks"),
     # model-management
     Operation("list_managed_models", "GET", f"{LLMOS_BASE}/models", "Installed models with versions and history.", "model-management", "models:read", ("LLMOS-MGMT-001",), response=ManagedModelList),
     Operation("get_managed_model", "GET", M, "One model with versions and history.", "model-management", "models:read", ("LLMOS-MGMT-001",), response=ManagedModel, errors=("model_not_found",)),
@@ -158,14 +167,16 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get_package", "GET", f"{LLMOS_BASE}/packages/{{digest}}", "The installed manifest with this package digest.", "model-packages", "models:read", ("LLMOS-PKG-010",), response=PackageManifest, errors=("package_not_found", "digest_invalid")),
     Operation("delete_model_version", "DELETE", V, "Delete an inactive, unloaded version.", "model-packages", "packages:write", ("LLMOS-PKG-009",), response=DeletedObject, errors=_LIFECYCLE_ERRORS, mutating=True),
     # data-management
-    Operation("create_dataset", "POST", f"{LLMOS_BASE}/datasets", "Create a dataset owned by the caller.", "data-management", "data:write", ("LLMOS-DATA-001",), request=DatasetCreateRequest, request_body="json", response=Dataset, status=201, errors=("already_exists",), mutating=True),
-    Operation("list_datasets", "GET", f"{LLMOS_BASE}/datasets", "The caller's datasets.", "data-management", "data:read", ("LLMOS-DATA-001", "LLMOS-DATA-006"), response=DatasetList),
-    Operation("get_dataset", "GET", D, "One dataset.", "data-management", "data:read", ("LLMOS-DATA-006",), response=Dataset, errors=("dataset_not_found",)),
-    Operation("delete_dataset", "DELETE", D, "Delete a dataset and its records.", "data-management", "data:write", ("LLMOS-DATA-006",), response=DeletedObject, errors=("dataset_not_found",), mutating=True),
-    Operation("append_records", "POST", f"{D}/records", "Append records atomically.", "data-management", "data:write", ("LLMOS-DATA-002",), request=AppendRecordsRequest, request_body="json", response=AppendRecordsResponse, errors=("dataset_not_found",), mutating=True),
-    Operation("query_dataset", "POST", f"{D}/query", "Query records with cursor pagination.", "data-management", "data:read", ("LLMOS-DATA-003",), request=QueryRequest, request_body="json", response=QueryResponse, errors=("dataset_not_found", "cursor_invalid")),
-    Operation("derive_dataset", "POST", f"{D}/derive", "Create a dataset by running a preprocessing pipeline.", "data-management", "data:write", ("LLMOS-DATA-004",), request=DeriveDatasetRequest, request_body="json", response=Dataset, status=201, errors=("dataset_not_found", "pipeline_invalid", "already_exists"), mutating=True),
-    Operation("export_dataset", "GET", f"{D}/export", "Every record as JSON Lines.", "data-management", "data:read", ("LLMOS-DATA-005",), response_body="jsonl", errors=("dataset_not_found",)),
+    Operation("create_dataset", "POST", f"{LLMOS_BASE}/datasets", "Create a dataset owned by the caller (version 1, empty).", "data-management", "data:write", ("LLMOS-DATA-001",), request=DatasetCreateRequest, request_body="json", response=Dataset, status=201, errors=("already_exists",), mutating=True),
+    Operation("list_datasets", "GET", f"{LLMOS_BASE}/datasets", "The caller's datasets, oldest first, with cursors.", "data-management", "data:read", ("LLMOS-DATA-001", "LLMOS-DATA-006"), response=DatasetList, errors=("cursor_invalid",)),
+    Operation("get_dataset", "GET", D, "One dataset: its latest version and record count.", "data-management", "data:read", ("LLMOS-DATA-006", "LLMOS-DATA-013"), response=Dataset, errors=("dataset_not_found",)),
+    Operation("delete_dataset", "DELETE", D, "Delete a dataset with every version and record.", "data-management", "data:write", ("LLMOS-DATA-006",), response=DeletedObject, errors=("dataset_not_found",), mutating=True),
+    Operation("append_records", "POST", f"{D}/records", "Append a batch of records atomically (JSON or JSON Lines), making a new version.", "data-management", "data:write", ("LLMOS-DATA-002", "LLMOS-DATA-007", "LLMOS-DATA-012"), request=AppendRecordsRequest, request_body="json", response=AppendRecordsResponse, errors=("dataset_not_found", "record_invalid"), mutating=True, body_error_code="record_invalid", request_jsonl=True),
+    Operation("list_dataset_versions", "GET", f"{D}/versions", "Every version of a dataset with its lineage.", "data-management", "data:read", ("LLMOS-DATA-008",), response=DatasetVersionList, errors=("dataset_not_found",)),
+    Operation("query_dataset", "POST", f"{DR}/query", "One page of the records a filter matches, sorted and projected.", "data-management", "data:read", ("LLMOS-DATA-003", "LLMOS-DATA-009", "LLMOS-DATA-010"), request=QueryRequest, request_body="json", response=QueryResponse, errors=("dataset_not_found", "dataset_version_not_found", "cursor_invalid")),
+    Operation("derive_dataset", "POST", f"{DR}/derive", "Run a preprocessing pipeline over a version: a new version, or a new dataset.", "data-management", "data:write", ("LLMOS-DATA-004", "LLMOS-DATA-011"), request=DeriveDatasetRequest, request_body="json", response=DataOperation, status=202, errors=("dataset_not_found", "dataset_version_not_found", "pipeline_invalid", "already_exists"), mutating=True, body_error_code="pipeline_invalid"),
+    Operation("export_dataset", "GET", f"{DR}/export", "Every record of a version as JSON Lines, in index order.", "data-management", "data:read", ("LLMOS-DATA-005",), response_body="jsonl", errors=("dataset_not_found", "dataset_version_not_found")),
+    Operation("get_operation", "GET", f"{LLMOS_BASE}/operations/{{operation_id}}", "A long-running data operation: progress, result or error.", "data-management", "data:read", ("LLMOS-DATA-011",), response=DataOperation, errors=("operation_not_found",)),
     # security
     Operation("get_principal", "GET", f"{LLMOS_BASE}/principal", "The principal and scopes of the calling key.", "security-baseline", "models:read", ("LLMOS-SEC-001",), response=Principal),
     Operation("create_key", "POST", f"{LLMOS_BASE}/keys", "Create a key; its secret is shown once.", "security-standard", "keys:manage", ("LLMOS-SEC-011",), request=KeyCreateRequest, request_body="json", response=ApiKeyWithSecret, status=201, mutating=True),

@@ -29,6 +29,7 @@ from llmos_std.manifest import (
 from llmos_std.models import NAME_PATTERN
 from llmos_std.parameters import Capability
 from llmos_std.semver import is_semver
+from llmos_std.tasks import TASK_NAMES
 from llmos_std.verification import MANIFEST_NAME, PackageError, copy_hashing, validation_error
 from llmos_std.weightfiles import WEIGHT_SUFFIXES, MalformedWeights, read_gguf_metadata
 
@@ -362,6 +363,11 @@ def pack(
         }  # fmt: skip
         if generation_defaults is not None:
             document["generation_defaults"] = generation_defaults.model_dump(mode="json", exclude_none=True)
+        capabilities = document.get("capabilities")
+        if isinstance(capabilities, list) and "text-generation" in capabilities:
+            # A generative model runs the standard tasks with the standard's templates until its packager says otherwise.
+            document["capabilities"] = [*capabilities, "tasks"]
+            document["task_templates"] = {task: {} for task in TASK_NAMES}
         try:
             manifest = PackageManifest.model_validate(document)
         except ValidationError as exc:

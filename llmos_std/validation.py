@@ -11,9 +11,13 @@ import re
 from pydantic import ValidationError
 
 from llmos_std.errors import LLMOSError
+from llmos_std.pipeline import STEP_OPS
+from llmos_std.query import FILTER_OPS
 
 _UNION_TAG = re.compile(r"^(str|int|float|bool|none|list\[.*\]|dict\[.*\]|function-.*|literal\[.*\]|json-or-python\[.*\]|tagged-union\[.*\])$")
-_DISCRIMINATOR_VALUES = frozenset({"system", "developer", "user", "assistant", "tool", "text", "image_url", "lowercase", "strip", "filter", "dedupe", "truncate_tokens"})
+_DISCRIMINATOR_VALUES = frozenset({"system", "developer", "user", "assistant", "tool", "text", "image_url", *STEP_OPS, *FILTER_OPS})
+_FILTER_HOLDERS = frozenset({"where", "of"})
+"""Fields that hold a filter node directly (not in a list), whose tag pydantic also puts in the path."""
 
 
 def param_path(loc: tuple[int | str, ...]) -> str:
@@ -23,7 +27,7 @@ def param_path(loc: tuple[int | str, ...]) -> str:
         if isinstance(part, str) and _UNION_TAG.match(part):
             continue
         # A discriminated union labels the branch by its tag right after a list index.
-        if isinstance(part, str) and part in _DISCRIMINATOR_VALUES and index > 0 and isinstance(loc[index - 1], int):
+        if isinstance(part, str) and part in _DISCRIMINATOR_VALUES and index > 0 and (isinstance(loc[index - 1], int) or loc[index - 1] in _FILTER_HOLDERS):
             continue
         parts.append(str(part))
     return ".".join(parts)

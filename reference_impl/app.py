@@ -21,14 +21,18 @@ from reference_impl.audit import AuditLog
 from reference_impl.keys import KeyStore
 from reference_impl.ratelimit import RateLimiter
 from reference_impl.registry import InstalledVersion, Registry
-from reference_impl.routes import core, embeddings, inference, management, security
+from reference_impl.routes import core, data, embeddings, inference, management, security, tasks
+from reference_impl.datastore import DataStore
+from reference_impl.derive import Operations
 from reference_impl.runtime import Closable, Loader, Runtime
 from reference_impl.settings import Settings
 from reference_impl.trust import TrustStore, configured_signers, local_signing_key
 
 log = logging.getLogger("llmos.app")
 
-HANDLERS: dict[str, Handler] = {**core.HANDLERS, **inference.HANDLERS, **embeddings.HANDLERS, **management.HANDLERS, **security.HANDLERS}
+HANDLERS: dict[str, Handler] = {
+    **core.HANDLERS, **inference.HANDLERS, **embeddings.HANDLERS, **management.HANDLERS, **security.HANDLERS, **tasks.HANDLERS, **data.HANDLERS,
+}
 
 TESTED_ARCHITECTURES = (
     "BertModel", "GPT2LMHeadModel", "LlamaForCausalLM", "T5ForConditionalGeneration", "llama",
@@ -75,6 +79,8 @@ def create_app(settings: Settings, *, loader: Callable[[Registry, Settings], Loa
         runtime = Runtime(registry, loader(registry, settings), max_load_seconds=settings.limits.max_load_seconds)
         app.state.registry = registry
         app.state.runtime = runtime
+        app.state.datastore = DataStore(Path(settings.data_dir) / "datasets.sqlite")
+        app.state.operations = Operations()
         try:
             await bring_up(registry, runtime, settings,
                            signing_key=local_signing_key(Path(settings.data_dir)) if settings.signatures_required else None)
@@ -85,6 +91,7 @@ def create_app(settings: Settings, *, loader: Callable[[Registry, Settings], Loa
             app.state.ready = False
             runtime.close()
             registry.close()
+            app.state.datastore.close()
 
     app = Starlette(
         routes=routes,

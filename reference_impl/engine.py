@@ -161,6 +161,13 @@ class TextModel:
                 ids = [int(boundary)]
         return ids
 
+    def text_token_ids(self, text: str) -> list[int]:
+        """The tokens of a piece of text on its own, without special tokens (token counts and cuts in pipelines and tasks)."""
+        return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def decode_text(self, ids: list[int]) -> str:
+        return self._decode(ids)
+
     def _decode(self, ids: list[int]) -> str:
         return str(self._tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False))
 

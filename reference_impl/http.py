@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmos_std import STANDARD_VERSION
+from llmos_std.data import JSONL_MEDIA_TYPES
 from llmos_std.errors import LLMOSError
 from llmos_std.operations import REQUEST_ID_HEADER, VERSION_HEADER, Operation
 from llmos_std.security import Scope as KeyScope
@@ -107,6 +108,8 @@ def _rate_limit(request: Request, caller: Caller) -> dict[str, str]:
 
 async def _json_body(request: Request, op: Operation) -> tuple[BaseModel | None, dict[str, Any] | None]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if op.request_jsonl and content_type in JSONL_MEDIA_TYPES:
+        return None, None  # the handler reads the lines itself
     if content_type != "application/json":
         raise LLMOSError("unsupported_media_type", f"{op.method} {op.path} takes application/json")
     data = await request.body()

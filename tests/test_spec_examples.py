@@ -13,7 +13,7 @@ import pytest
 from llmos_std.export import schema_files
 
 SOURCES = Path(__file__).resolve().parent.parent / "spec" / "src"
-BLOCK = re.compile(r"^```json([^\n]*)\n(.*?)\n```", re.S | re.M)
+BLOCK = re.compile(r"^```json((?:[ \t][^\n]*)?)\n(.*?)\n```", re.S | re.M)
 
 
 def _examples() -> list[tuple[str, str, str]]:

@@ -18,8 +18,9 @@ from llmos_std.security import Principal
 from reference_impl import IMPLEMENTATION_NAME, IMPLEMENTATION_VERSION
 from reference_impl.http import Context, Handler, wire_json
 from reference_impl.settings import Settings
+from reference_impl.tasks import offered_tasks
 
-SERVED_PROFILES: tuple[ProfileName, ...] = ("core", "inference", "embeddings", "model-management", "model-packages")
+SERVED_PROFILES: tuple[ProfileName, ...] = ("core", "inference", "embeddings", "tasks", "model-management", "model-packages", "data-management")
 KEYED_PROFILES: tuple[ProfileName, ...] = ("security-baseline", "security-standard")
 TRUST_OPERATIONS = ("list_trusted_signers", "add_trusted_signer", "remove_trusted_signer")
 """Claimed only when the server needs keys: a keyless local server claims no security profile."""
@@ -85,7 +86,7 @@ def _model_objects(ctx: Context) -> list[ModelObject]:
                 id=name, created=active.installed_at, owned_by=active.owner,
                 capabilities=list(manifest.capabilities), context_length=manifest.context_length.value,
                 version=active.version, digest=active.digest, state=runtime.state(active),
-                determinism="sequential", max_n=None, dimensions=dimensions,
+                determinism="sequential", max_n=None, dimensions=dimensions, tasks=offered_tasks(manifest),
             )
         )
     return data

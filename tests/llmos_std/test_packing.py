@@ -31,7 +31,8 @@ def test_pack_tiny_llama_then_verify_passes(tiny_llama_dir: Path, tmp_path: Path
     assert manifest.kind == "causal-lm"
     assert manifest.architecture == "LlamaForCausalLM"
     assert manifest.format == "safetensors"
-    assert manifest.capabilities == ["text-generation", "chat"]
+    assert manifest.capabilities == ["text-generation", "chat", "tasks"]
+    assert sorted(manifest.task_templates) == ["answer", "summarize", "translate"]  # the standard's templates
     assert (manifest.context_length.value, manifest.context_length.source) == (512, "config")
     roles = {entry.path: entry.role for entry in manifest.files}
     assert roles["model.safetensors"] == "weights"
@@ -89,7 +90,7 @@ def test_pack_t5_declares_512_positions(tiny_t5_dir: Path, tmp_path: Path) -> No
     manifest = _pack(tiny_t5_dir, tmp_path / "pkg")
     assert manifest.kind == "seq2seq-lm"
     assert manifest.architecture == "T5ForConditionalGeneration"
-    assert manifest.capabilities == ["text-generation"]
+    assert manifest.capabilities == ["text-generation", "tasks"]
     assert (manifest.context_length.value, manifest.context_length.source) == (512, "declared")
 
 
@@ -239,7 +240,7 @@ def test_pack_tiny_gguf(tiny_gguf: Path, tmp_path: Path) -> None:
     assert manifest.format == "gguf"
     assert manifest.architecture == "llama"
     assert (manifest.context_length.value, manifest.context_length.source) == (256, "gguf")
-    assert manifest.capabilities == ["text-generation", "chat"]
+    assert manifest.capabilities == ["text-generation", "chat", "tasks"]
     assert manifest.license == "MIT"
     assert manifest.quantization is not None and manifest.quantization.method == "F16"
     assert [(e.path, e.role) for e in manifest.files] == [("tiny.gguf", "weights")]
@@ -251,7 +252,7 @@ def test_gguf_without_chat_template_or_license(tmp_path: Path) -> None:
     with pytest.raises(PackageError, match="--license"):
         pack(source, name="plain", version="0.1.0", out=tmp_path / "refused")
     manifest = pack(source, name="plain", version="0.1.0", out=tmp_path / "pkg", license="Apache-2.0")
-    assert manifest.capabilities == ["text-generation"]
+    assert manifest.capabilities == ["text-generation", "tasks"]
 
 
 def test_malformed_gguf_is_refused(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmos_std.export import schema_files
 from tests.conformance.faulty.lifecycle_defects import Around, Call, around_defects
+from tests.conformance.faulty.data_defects import build_data_defects
 from tests.conformance.faulty.security_defects import build_security_defects
 
 Headers = list[tuple[bytes, bytes]]
@@ -274,6 +275,7 @@ def build_defects(switch: DefectSwitch) -> dict[str, Defect]:
         Defect("malformed_json_500", "LLMOS-ERR-003"),  # handled in the layer: answered before the app
         Defect("disconnect_ignored", "LLMOS-STRM-006", prefix="/v1/"),  # handled in the layer: the app never hears the client leave
         *(Defect(name, requirement, around=around, prefix=prefix) for name, requirement, prefix, around in around_defects()),
+        *build_data_defects(),
     ]
     return {d.name: d for d in defects}
 
