@@ -155,13 +155,22 @@ MODEL_STEPS: tuple[str, ...] = ("length_filter", "truncate_tokens", "token_count
 # ---------------------------------------------------------------- text functions
 
 
-def strip(text: str) -> str:
-    start, end = 0, len(text)
-    while start < end and text[start] in WHITE_SPACE:
+def lstrip(text: str) -> str:
+    start = 0
+    while start < len(text) and text[start] in WHITE_SPACE:
         start += 1
-    while end > start and text[end - 1] in WHITE_SPACE:
+    return text[start:]
+
+
+def rstrip(text: str) -> str:
+    end = len(text)
+    while end > 0 and text[end - 1] in WHITE_SPACE:
         end -= 1
-    return text[start:end]
+    return text[:end]
+
+
+def strip(text: str) -> str:
+    return lstrip(rstrip(text))
 
 
 def collapse_whitespace(text: str) -> str:

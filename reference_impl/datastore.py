@@ -39,6 +39,9 @@ CREATE TABLE IF NOT EXISTS versions (
     created INTEGER NOT NULL, operation TEXT NOT NULL, parent_dataset TEXT, parent_version INTEGER, pipeline TEXT,
     records_in INTEGER NOT NULL, PRIMARY KEY (dataset_id, version)) WITHOUT ROWID;
 """
+_DATASET_ROWS = ("SELECT d.id, d.owner, d.name, d.description, d.schema, d.indexes, d.created, d.latest, v.record_count "
+                 "FROM datasets d JOIN versions v ON v.dataset_id = d.id AND v.version = d.latest")
+"""A dataset with the record count of its latest version, in one read."""
 _ID = re.compile(r"^ds_[A-Za-z0-9]{1,61}$")
 BATCH = 2000
 GEN_SHIFT = 40
@@ -144,9 +147,7 @@ class DataStore:
             db.execute(f'CREATE INDEX "ix_{dataset_id}_{n}" ON {table} ({extract(field)}, key)')
 
     def _row(self, owner: str, dataset_id: str, db: sqlite3.Connection | None = None) -> tuple[Any, ...]:
-        row = (db or self._reader).execute(
-            "SELECT id, owner, name, description, schema, indexes, created, latest FROM datasets WHERE id = ? AND owner = ?",
-            (dataset_id, owner)).fetchone()
+        row = (db or self._reader).execute(f"{_DATASET_ROWS} WHERE d.id = ? AND d.owner = ?", (dataset_id, owner)).fetchone()
         if row is None:
             raise LLMOSError("dataset_not_found", f"no dataset {dataset_id!r}", param="dataset_id")
         return tuple(row)
@@ -154,9 +155,9 @@ class DataStore:
     def get(self, owner: str, dataset_id: str) -> Dataset:
         return self._dataset(self._row(owner, dataset_id))
 
-    def _dataset(self, row: tuple[Any, ...]) -> Dataset:
-        dataset_id, owner, name, description, schema, indexes, created, latest = row
-        count = self._reader.execute("SELECT record_count FROM versions WHERE dataset_id = ? AND version = ?", (dataset_id, latest)).fetchone()[0]
+    @staticmethod
+    def _dataset(row: tuple[Any, ...]) -> Dataset:
+        dataset_id, owner, name, description, schema, indexes, created, latest, count = row
         return Dataset.model_validate({
             "id": dataset_id, "name": name, "owner": owner, "created": created, "version": latest, "record_count": count,
             "description": description, "schema": None if schema is None else json.loads(schema), "indexes": json.loads(indexes),
@@ -168,9 +169,8 @@ class DataStore:
 
     def list_datasets(self, owner: str, *, after: str | None, limit: int) -> tuple[list[Dataset], str | None]:
         rows = self._reader.execute(
-            "SELECT id, owner, name, description, schema, indexes, created, latest FROM datasets "
-            "WHERE owner = ? AND (? IS NULL OR (created, id) > (SELECT created, id FROM datasets WHERE id = ?)) "
-            "ORDER BY created, id LIMIT ?", (owner, after, after, limit + 1)).fetchall()
+            f"{_DATASET_ROWS} WHERE d.owner = ? AND (? IS NULL OR (d.created, d.id) > (SELECT created, id FROM datasets WHERE id = ?)) "
+            "ORDER BY d.created, d.id LIMIT ?", (owner, after, after, limit + 1)).fetchall()
         page = [self._dataset(tuple(r)) for r in rows[:limit]]
         return page, (page[-1].id if len(rows) > limit else None)
 

@@ -38,25 +38,19 @@ def _param(value: Any) -> Any:
     return value
 
 
+def _scalar_equals(kind: str, value_sql: str, value: Any) -> Sql:
+    """Equality of a JSON scalar whose JSON type is ``kind`` and SQL value ``value_sql`` (a path, or a json_each element)."""
+    if value is None:
+        return f"{kind} = 'null'", []
+    if isinstance(value, bool):
+        return f"{kind} = '{'true' if value else 'false'}'", []
+    if isinstance(value, str):
+        return f"({value_sql} = ? AND {kind} = 'text')", [value]
+    return f"({value_sql} = ? AND {kind} IN {_NUMERIC})", [_param(value)]
+
+
 def _equals(field: str, value: Any) -> Sql:
-    if value is None:
-        return f"{_type(field)} = 'null'", []
-    if isinstance(value, bool):
-        return f"{_type(field)} = '{'true' if value else 'false'}'", []
-    if isinstance(value, str):
-        return f"({extract(field)} = ? AND {_type(field)} = 'text')", [value]
-    return f"({extract(field)} = ? AND {_type(field)} IN {_NUMERIC})", [_param(value)]
-
-
-def _element_equals(value: Any) -> Sql:
-    """The same equality for an element of ``json_each`` (columns ``type`` and ``value``)."""
-    if value is None:
-        return "e.type = 'null'", []
-    if isinstance(value, bool):
-        return f"e.type = '{'true' if value else 'false'}'", []
-    if isinstance(value, str):
-        return "(e.type = 'text' AND e.value = ?)", [value]
-    return f"(e.type IN {_NUMERIC} AND e.value = ?)", [_param(value)]
+    return _scalar_equals(_type(field), extract(field), value)
 
 
 def compile_filter(node: Filter) -> Sql:
@@ -80,7 +74,7 @@ def compile_filter(node: Filter) -> Sql:
     if isinstance(node, Prefix):
         return f"({_type(node.field)} = 'text' AND substr({extract(node.field)}, 1, ?) = ?)", [len(node.value), node.value]
     if isinstance(node, Contains):
-        element, params = _element_equals(node.value)
+        element, params = _scalar_equals("e.type", "e.value", node.value)
         in_array = f"EXISTS (SELECT 1 FROM json_each(data, {json_path(node.field)}) AS e WHERE {element})"
         if isinstance(node.value, str):
             return (f"(({_type(node.field)} = 'text' AND instr({extract(node.field)}, ?) > 0) OR "

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from llmos_std.errors import LLMOSError
 from llmos_std.manifest import PackageManifest, TaskTemplate
-from llmos_std.pipeline import WHITE_SPACE, strip
+from llmos_std.pipeline import lstrip, rstrip, strip
 from llmos_std.tasks import DEFAULT_OUTPUT_PREFIXES, DEFAULT_PROMPTS, DEFAULT_TASK_MAX_TOKENS, TASK_NAMES, TaskName, render_task_prompt
 
 from reference_impl.engine import Delta, SamplingParams, TextModel
@@ -98,26 +98,12 @@ def jobs_for(plans: list[TaskPlan], template: TaskTemplate, temperature: float, 
     ]
 
 
-def _lstrip(text: str) -> str:
-    start = 0
-    while start < len(text) and text[start] in WHITE_SPACE:
-        start += 1
-    return text[start:]
-
-
-def _rstrip(text: str) -> str:
-    end = len(text)
-    while end > 0 and text[end - 1] in WHITE_SPACE:
-        end -= 1
-    return text[:end]
-
-
 def _head(text: str, removable: tuple[str, ...], final: bool) -> str | None:
     """Left-strip and remove leading echoes in order; None while the text could still grow into one."""
-    text = _lstrip(text)
+    text = lstrip(text)
     for echo in removable:
         if text.startswith(echo):
-            text = _lstrip(text[len(echo):])
+            text = lstrip(text[len(echo):])
         elif echo.startswith(text) and not final:
             return None
     return text
@@ -142,7 +128,7 @@ class StreamCleaner:
         head = _head(self._raw, self._removable, final=False)
         if head is None:
             return ""
-        return self._emit(_rstrip(head))
+        return self._emit(rstrip(head))
 
     def finish(self) -> str:
         return self._emit(postprocess(self._raw, self._removable))

@@ -11,7 +11,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from llmos_std.pipeline import PII_PLACEHOLDERS
+from llmos_std.pipeline import PII_PLACEHOLDERS, luhn_valid
 
 # ---------------------------------------------------------------- query records
 
@@ -167,13 +167,7 @@ FILLER = ("note", "contact", "server", "paid", "with", "card", "at", "the", "rea
 
 def luhn_complete(body: str) -> str:
     """``body`` with the check digit that makes it pass the Luhn check."""
-    total = 0
-    for position, char in enumerate(reversed(body)):
-        value = int(char)
-        if position % 2 == 0:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return body + str((10 - total % 10) % 10)
+    return next(body + digit for digit in "0123456789" if luhn_valid(body + digit))
 
 
 def _card(digits: str, separator: str) -> str:

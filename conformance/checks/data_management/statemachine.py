@@ -7,10 +7,7 @@ must stand at the version and record count the shadow predicts, and each deleted
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any
 
 from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
 from hypothesis import strategies as st
@@ -33,11 +30,11 @@ from conformance.checks.data_management.shadow import ShadowStore, first_differe
 from conformance.context import Context
 from conformance.judging import expect_error, ok_json
 from conformance.registry import check
+from conformance.machines import Tally, recorded as record_failures
 from conformance.verdicts import CheckFailed, CheckOutcome, KitError
 
 STEPS = 12
 MAX_DATASETS = 3
-F = TypeVar("F", bound=Callable[..., Any])
 
 _texts = st.sampled_from((" Hello ", "hello", "HELLO", "a\u3000b ", "x", "", "\u00c9t\u00e9"))
 _records = st.lists(st.builds(lambda t, n: {"text": t, "n": n}, _texts, st.integers(0, 3)), min_size=1, max_size=4)
@@ -48,34 +45,8 @@ _versions = st.integers(-1, 6)
 """A version to read: -1 names none (the latest); numbers past the latest must be 404."""
 
 
-@dataclass
-class Tally:
-    examples: int = 0
-    steps: int = 0
-    failures: list[CheckFailed] = field(default_factory=list)
-
-
-def _recorded(tally: Tally) -> Callable[[F], F]:
-    """Keep the first CheckFailed with the steps that led to it, before hypothesis replays the example."""
-
-    def wrap(fn: F) -> F:
-        @functools.wraps(fn)
-        def run(self: Any, *args: Any, **kwargs: Any) -> Any:
-            try:
-                return fn(self, *args, **kwargs)
-            except CheckFailed as exc:
-                if exc.example is None:
-                    exc.example = {"steps": list(self.trace)}
-                tally.failures.append(exc)
-                raise
-
-        return cast(F, run)
-
-    return wrap
-
-
 def _machine(ctx: Context, tally: Tally) -> type[RuleBasedStateMachine]:
-    recorded = _recorded(tally)
+    recorded = record_failures(tally)
 
     class Datasets(RuleBasedStateMachine):
         def __init__(self) -> None:

@@ -8,9 +8,8 @@ nothing. After every step the model resource must equal the prediction: states, 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import cast
 
 from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
 from hypothesis import strategies as st
@@ -36,12 +35,12 @@ from conformance.lifecycle_driver import (
     settle,
     version_path,
 )
+from conformance.machines import Tally, recorded as record_failures
 from conformance.verdicts import CheckFailed, CheckOutcome, KitError, Skip
 
 GOOD = ("1.0.0", "2.0.0")
 POOL = (*GOOD, FAILING_VERSION)
 STEPS = 15
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass
@@ -60,34 +59,8 @@ class Registry:
         return next((v for v in reversed(self.history) if v in self.states and v != current), None)
 
 
-@dataclass
-class Tally:
-    examples: int = 0
-    steps: int = 0
-    failures: list[CheckFailed] = field(default_factory=list)
-
-
-def _recorded(tally: Tally) -> Callable[[F], F]:
-    """Keep the first CheckFailed with the steps that led to it, before hypothesis replays the example."""
-
-    def wrap(fn: F) -> F:
-        @functools.wraps(fn)
-        def run(self: Any, *args: Any, **kwargs: Any) -> Any:
-            try:
-                return fn(self, *args, **kwargs)
-            except CheckFailed as exc:
-                if exc.example is None:
-                    exc.example = {"model": self.name, "steps": list(self.trace)}
-                tally.failures.append(exc)
-                raise
-
-        return cast(F, run)
-
-    return wrap
-
-
 def _machine(ctx: Context, tally: Tally) -> type[RuleBasedStateMachine]:
-    recorded = _recorded(tally)
+    recorded = record_failures(tally, lambda machine: {"model": machine.name})
     serving = "inference" in ctx.plan.claimed
 
     class Lifecycle(RuleBasedStateMachine):
