@@ -25,8 +25,8 @@ class DatasetCreateRequest(WireModel):
     name: str = Field(pattern=DATASET_NAME_PATTERN)
     """Unique among the caller's datasets."""
     description: str | None = Field(default=None, max_length=4096)
-    schema_: JsonValue = Field(default=None, alias="schema")
-    """Optional JSON Schema (2020-12) every appended record must satisfy."""
+    schema_: dict[str, JsonValue] | bool | None = Field(default=None, alias="schema")
+    """Optional JSON Schema (2020-12: an object or a boolean) every appended record must satisfy."""
     indexes: list[FieldPath] = Field(default_factory=list, max_length=MAX_INDEXES)
     """Paths the server should index for queries; a hint: results never depend on it."""
 
@@ -45,7 +45,7 @@ class Dataset(OpenWireModel):
     record_count: int = Field(ge=0)
     """Records in the latest version."""
     description: str | None = None
-    schema_: JsonValue = Field(default=None, alias="schema")
+    schema_: dict[str, JsonValue] | bool | None = Field(default=None, alias="schema")
     indexes: list[str] = Field(default_factory=list)
 
 

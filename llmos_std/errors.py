@@ -71,7 +71,7 @@ _ALL: tuple[ErrorCodeSpec, ...] = (
     _c("package_not_found", 404, "not_found_error", "packages", "No installed package has this digest."),
     _c("blob_unknown", 404, "not_found_error", "packages", "No blob with this digest is stored."),
     _c("digest_invalid", 400, "invalid_request_error", "packages", "Uploaded content does not hash to the digest it was sent under, or a digest is malformed."),
-    _c("size_invalid", 400, "invalid_request_error", "packages", "A file's length differs from the size its manifest declares (local verification)."),
+    _c("size_invalid", 400, "invalid_request_error", "packages", "A file's length differs from the size its manifest declares (at install, or in local verification)."),
     _c("manifest_invalid", 400, "invalid_request_error", "packages", "The manifest does not validate against the manifest schema."),
     _c("manifest_blob_unknown", 400, "invalid_request_error", "packages", "The manifest references a blob that is not uploaded."),
     _c("path_invalid", 400, "invalid_request_error", "packages", "A file path is absolute, escapes the package, or is not normalised POSIX."),

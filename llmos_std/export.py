@@ -21,6 +21,7 @@ from pydantic.json_schema import models_json_schema
 from llmos_std import STANDARD_VERSION, query
 from llmos_std.discovery import DiscoveryDocument
 from llmos_std.errors import ERROR_CODES, ErrorEnvelope
+from llmos_std.examples import OperationExample, error_example, operation_examples
 from llmos_std.models import ModelObject
 from llmos_std.operations import MODEL_DIGEST_HEADER, OPERATIONS, PATH_PARAMS, REQUEST_ID_HEADER, VERSION_HEADER, Operation, error_codes
 from llmos_std.parameters import DISPOSITIONS
@@ -119,7 +120,8 @@ def _envelope_response(op: Operation, status: int, codes: list[str]) -> dict[str
     listed = ", ".join(f"`{code}`" for code in codes)
     response: dict[str, Any] = {"description": f"Error envelope; `code` is one of {listed}.", "headers": _common_headers(), "x-llmos-error-codes": codes}
     if op.method != "HEAD":
-        response["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
+        response["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"},
+                                                     "examples": {codes[0]: {"value": error_example(codes[0])}}}}
     if status == 401 or "insufficient_scope" in codes:
         response["headers"]["WWW-Authenticate"] = {"description": "RFC 6750 challenge (`error=\"invalid_token\"` or `\"insufficient_scope\"`).", "schema": {"type": "string"}}
     if status in (429, 503):
@@ -133,20 +135,31 @@ def _operation_object(op: Operation, names: dict[tuple[str, Mode], str]) -> dict
     def ref(model: type[BaseModel], mode: Mode) -> dict[str, str]:
         return {"$ref": "#/components/schemas/" + names[(model.__name__, mode)]}
 
+    example = operation_examples().get(op.id)
+    if example is None:
+        raise ExportError(f"operation {op.id} has no example in llmos_std/example_data/operations.json")
     success: dict[str, Any] = {"description": op.summary, "headers": _common_headers()}
     if op.names_serving_model:
         success["headers"][MODEL_DIGEST_HEADER] = {"$ref": f"#/components/headers/{MODEL_DIGEST_HEADER}"}
     if op.response is not None and op.method != "HEAD":
         mode: Mode = "validation" if (op.response.__name__, "validation") in names else "serialization"
-        success["content"] = {"application/json": {"schema": ref(op.response, mode)}}
+        success["content"] = {"application/json": {"schema": ref(op.response, mode), "examples": _examples(op.id, example.response, example.note)}}
+    elif op.response_body == "json" and op.method != "HEAD":
+        success["content"] = {"application/json": {"schema": {"type": "object", "description": "A JSON document (see the summary)."},
+                                                   "examples": _examples(op.id, example.response, example.note)}}
     if op.response_body == "jsonl":
-        success["content"] = {"application/jsonl": {"schema": {"type": "string", "contentMediaType": "application/jsonl"}}}
+        success["content"] = {"application/jsonl": {
+            "schema": {"type": "array", "items": {"type": "object"}, "description": _JSONL_BODY},
+            "examples": _examples(op.id, [json.loads(line) for line in (example.response_text or "").splitlines() if line.strip()], None),
+        }}
     if op.stream_chunk is not None:
         success.setdefault("content", {})["text/event-stream"] = {
-            "schema": {"type": "string", "contentMediaType": "text/event-stream"},
-            "x-llmos-event": ref(op.stream_chunk, "serialization"),
-            "x-llmos-error-event": {"$ref": "#/components/schemas/ErrorEnvelope"},
-            "x-llmos-terminator": "data: [DONE]",
+            "schema": {
+                "type": "array",
+                "description": _SSE_BODY,
+                "items": {"oneOf": [ref(op.stream_chunk, "serialization"), {"$ref": "#/components/schemas/ErrorEnvelope"}, {"const": "[DONE]"}]},
+            },
+            "examples": _examples(f"{op.id}_stream", [*(example.stream or []), "[DONE]"], None),
         }
     responses: dict[str, Any] = {str(op.status): success}
     by_status: dict[int, list[str]] = {}
@@ -155,7 +168,8 @@ def _operation_object(op: Operation, names: dict[tuple[str, Mode], str]) -> dict
     for status in sorted(by_status):
         responses[str(status)] = _envelope_response(op, status, by_status[status])
     for status, model, description in op.extra_responses:
-        responses[str(status)] = {"description": description, "content": {"application/json": {"schema": ref(model, "serialization")}}}
+        responses[str(status)] = {"description": description, "headers": _common_headers(), "content": {"application/json": {
+            "schema": ref(model, "serialization"), "examples": _examples(f"{op.id}_{status}", example.responses.get(str(status)), None)}}}
 
     obj: dict[str, Any] = {
         "operationId": op.id,
@@ -170,24 +184,65 @@ def _operation_object(op: Operation, names: dict[tuple[str, Mode], str]) -> dict
     }
     if op.path_params:
         obj["parameters"] = [
-            {"name": p, "in": "path", "required": True, "schema": {"type": "string", "pattern": f"^{PATH_PARAMS[p]}$"}}
+            {"name": p, "in": "path", "required": True, "schema": {"type": "string", "pattern": f"^{PATH_PARAMS[p]}$"}, "example": _path_example(op, example, p)}
             for p in op.path_params
         ]
+    if op.paged:
+        obj["parameters"] = [*obj.get("parameters", []), *_PAGE_PARAMETERS]
     obj["security"] = [{"bearer": []}] if op.scope is not None else []
     if op.request_body == "json" and op.request is not None:
-        obj["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(op.request, "validation")}}}
+        examples = _examples(op.id, example.request, None)
+        if example.stream_request is not None:
+            examples[f"{op.id}_stream"] = {"summary": "The same request, streamed.", "value": example.stream_request}
+        obj["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(op.request, "validation"), "examples": examples}}}
         if op.request_jsonl:
             # OpenAPI 3.1 cannot give each line a schema (3.2's itemSchema can); the JSON form's list items are the lines.
             obj["requestBody"]["content"]["application/jsonl"] = {
                 "schema": {"type": "string", "contentMediaType": "application/jsonl",
                            "description": "JSON Lines: each non-blank line is one element of the JSON form's list."},
+                "examples": _examples(f"{op.id}_jsonl", _jsonl_of(example.request), None),
             }
     elif op.request_body == "bytes":
         obj["requestBody"] = {
             "required": True,
-            "content": {"application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}},
+            "content": {"application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"},
+                                                     "examples": _examples(op.id, example.body_text, "The blob's bytes, here a small JSON file.")}},
         }
     return obj
+
+
+_SSE_BODY = ("Server-sent events, described as the list of the events' `data` payloads in order: each a JSON chunk, "
+             "or an error envelope after which the stream ends, and the last one the literal `[DONE]`. "
+             "OpenAPI 3.1 cannot give a schema to the events of a stream (3.2's `itemSchema` can, and the generators "
+             "this document targets read 3.1), so the body is typed as what a client decodes it to.")
+_PAGE_PARAMETERS = (
+    {"name": "limit", "in": "query", "required": False, "description": "Items per page.",
+     "schema": {"type": "integer", "minimum": 1, "maximum": query.MAX_PAGE_SIZE, "default": 100}, "example": 100},
+    {"name": "cursor", "in": "query", "required": False, "description": "The `next_cursor` of the previous page; absent for the first page.",
+     "schema": {"type": "string", "minLength": 1, "maxLength": 4096}, "example": "ZHNfMGFmNGU3Y2RhOWNmY2U0MTVkZTY"},
+)
+_JSONL_BODY = "JSON Lines: one record per line, in index order; described as the list of the lines' values."
+
+
+def _examples(name: str, value: Any, summary: str | None) -> dict[str, Any]:
+    if value is None:
+        raise ExportError(f"{name}: the example lacks this part")
+    return {name: {"value": value, **({"summary": summary} if summary else {})}}
+
+
+def _jsonl_of(request: Any) -> str:
+    """The JSON Lines form of a request whose one list field holds the lines."""
+    lists = [value for value in (request or {}).values() if isinstance(value, list)]
+    if len(lists) != 1:
+        raise ExportError("a JSON Lines request needs exactly one list field")
+    return "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in lists[0])
+
+
+def _path_example(op: Operation, example: OperationExample, param: str) -> str:
+    value = example.path.get(param)
+    if value is None:
+        raise ExportError(f"{op.id}: no example value for path parameter {param}")
+    return value
 
 
 def _description(op: Operation) -> str:

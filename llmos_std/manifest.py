@@ -80,7 +80,7 @@ def check_spdx_expression(expr: str) -> str:
 
 
 class PackageFile(WireModel):
-    path: str
+    path: str = Field(min_length=1, max_length=MAX_PATH_LENGTH)
     """Relative, normalised POSIX path inside the package."""
     digest: str = Field(pattern=f"^{DIGEST_PATTERN}$")
     """``sha256:`` and 64 lowercase hex digits of the file's bytes."""

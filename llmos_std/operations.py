@@ -6,6 +6,7 @@ The OpenAPI document, the reference server's routing and the kit's coverage all 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -111,6 +112,8 @@ class Operation:
     """The model capability the operation needs (the ``model`` it names must claim it)."""
     request_jsonl: bool = False
     """The body may also be JSON Lines (``application/jsonl``), one element of the request's list per line."""
+    paged: bool = False
+    """A list read a page at a time: query parameters ``limit`` (1 to 1000, default 100) and ``cursor`` (the last page's ``next_cursor``)."""
 
     @property
     def path_params(self) -> tuple[str, ...]:
@@ -121,7 +124,7 @@ _MODEL_ERRORS = ("model_not_found", "invalid_model_id", "model_not_loaded", "cap
 _GEN_ERRORS = (*_MODEL_ERRORS, "unsupported_parameter", "limit_exceeded", "context_length_exceeded", "engine_error", "not_ready")
 _LIFECYCLE_ERRORS = ("model_not_found", "version_not_found", "state_conflict")
 _INSTALL_ERRORS = (
-    "manifest_invalid", "manifest_blob_unknown", "path_invalid", "digest_invalid", "weights_malformed",
+    "manifest_invalid", "manifest_blob_unknown", "path_invalid", "digest_invalid", "size_invalid", "weights_malformed",
     "format_forbidden", "architecture_unsupported", "already_exists", "signature_required",
     "untrusted_signer", "signature_mismatch",
 )
@@ -163,12 +166,13 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("head_blob", "HEAD", f"{LLMOS_BASE}/blobs/{{digest}}", "Whether a blob is stored.", "model-packages", "packages:write", ("LLMOS-PKG-002",), response=None, response_body="none", errors=("blob_unknown", "digest_invalid")),
     Operation("put_blob", "PUT", f"{LLMOS_BASE}/blobs/{{digest}}", "Upload a blob under its digest (verified while streaming).", "model-packages", "packages:write", ("LLMOS-PKG-001", "LLMOS-PKG-002", "LLMOS-PKG-008"), request_body="bytes", response=BlobInfo, status=201, errors=("digest_invalid",), mutating=True,
               extra_responses=((200, BlobInfo, "Already stored: the same bytes under the same digest (idempotent)."),)),
-    Operation("install_package", "POST", f"{LLMOS_BASE}/packages", "Install a package from its manifest once every blob is stored.", "model-packages", "packages:write", ("LLMOS-PKG-003", "LLMOS-PKG-004", "LLMOS-PKG-005", "LLMOS-PKG-006", "LLMOS-PKG-007", "LLMOS-PKG-008", "LLMOS-PKG-011"), request=PackageManifest, request_body="json", response=ModelVersion, status=201, errors=_INSTALL_ERRORS, mutating=True, body_error_code="manifest_invalid"),
+    Operation("install_package", "POST", f"{LLMOS_BASE}/packages", "Install a package from its manifest once every blob is stored.", "model-packages", "packages:write", ("LLMOS-PKG-003", "LLMOS-PKG-004", "LLMOS-PKG-005", "LLMOS-PKG-006", "LLMOS-PKG-007", "LLMOS-PKG-008", "LLMOS-PKG-011", "LLMOS-PKG-012"), request=PackageManifest, request_body="json", response=ModelVersion, status=201, errors=_INSTALL_ERRORS, mutating=True, body_error_code="manifest_invalid",
+              extra_responses=((200, ModelVersion, "Already installed: the same manifest again (idempotent); the version as it is."),)),
     Operation("get_package", "GET", f"{LLMOS_BASE}/packages/{{digest}}", "The installed manifest with this package digest.", "model-packages", "models:read", ("LLMOS-PKG-010",), response=PackageManifest, errors=("package_not_found", "digest_invalid")),
     Operation("delete_model_version", "DELETE", V, "Delete an inactive, unloaded version.", "model-packages", "packages:write", ("LLMOS-PKG-009",), response=DeletedObject, errors=_LIFECYCLE_ERRORS, mutating=True),
     # data-management
     Operation("create_dataset", "POST", f"{LLMOS_BASE}/datasets", "Create a dataset owned by the caller (version 1, empty).", "data-management", "data:write", ("LLMOS-DATA-001",), request=DatasetCreateRequest, request_body="json", response=Dataset, status=201, errors=("already_exists",), mutating=True),
-    Operation("list_datasets", "GET", f"{LLMOS_BASE}/datasets", "The caller's datasets, oldest first, with cursors.", "data-management", "data:read", ("LLMOS-DATA-001", "LLMOS-DATA-006"), response=DatasetList, errors=("cursor_invalid",)),
+    Operation("list_datasets", "GET", f"{LLMOS_BASE}/datasets", "The caller's datasets, oldest first, with cursors.", "data-management", "data:read", ("LLMOS-DATA-001", "LLMOS-DATA-006"), response=DatasetList, errors=("cursor_invalid",), paged=True),
     Operation("get_dataset", "GET", D, "One dataset: its latest version and record count.", "data-management", "data:read", ("LLMOS-DATA-006", "LLMOS-DATA-013"), response=Dataset, errors=("dataset_not_found",)),
     Operation("delete_dataset", "DELETE", D, "Delete a dataset with every version and record.", "data-management", "data:write", ("LLMOS-DATA-006",), response=DeletedObject, errors=("dataset_not_found",), mutating=True),
     Operation("append_records", "POST", f"{D}/records", "Append a batch of records atomically (JSON or JSON Lines), making a new version.", "data-management", "data:write", ("LLMOS-DATA-002", "LLMOS-DATA-007", "LLMOS-DATA-012"), request=AppendRecordsRequest, request_body="json", response=AppendRecordsResponse, errors=("dataset_not_found", "record_invalid"), mutating=True, body_error_code="record_invalid", request_jsonl=True),
@@ -182,14 +186,29 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("create_key", "POST", f"{LLMOS_BASE}/keys", "Create a key; its secret is shown once.", "security-standard", "keys:manage", ("LLMOS-SEC-011",), request=KeyCreateRequest, request_body="json", response=ApiKeyWithSecret, status=201, mutating=True),
     Operation("list_keys", "GET", f"{LLMOS_BASE}/keys", "The caller's keys, without secrets.", "security-standard", "keys:manage", ("LLMOS-SEC-011",), response=ApiKeyList),
     Operation("revoke_key", "DELETE", f"{LLMOS_BASE}/keys/{{key_id}}", "Revoke a key, effective immediately.", "security-standard", "keys:manage", ("LLMOS-SEC-011",), response=DeletedObject, errors=("key_not_found",), mutating=True),
-    Operation("list_audit_events", "GET", f"{LLMOS_BASE}/audit/events", "Audit events, oldest first, with cursors.", "security-standard", "audit:read", ("LLMOS-SEC-013",), response=AuditEventList, errors=("cursor_invalid",)),
+    Operation("list_audit_events", "GET", f"{LLMOS_BASE}/audit/events", "Audit events, oldest first, with cursors.", "security-standard", "audit:read", ("LLMOS-SEC-013",), response=AuditEventList, errors=("cursor_invalid",), paged=True),
     Operation("verify_audit_chain", "GET", f"{LLMOS_BASE}/audit/verify", "Verify the audit log's hash chain.", "security-strict", "audit:read", ("LLMOS-SEC-024",), response=AuditVerification),
     Operation("list_trusted_signers", "GET", f"{LLMOS_BASE}/trust/signers", "Signers whose packages the server installs.", "security-strict", "admin", ("LLMOS-SEC-025",), response=TrustedSignerList),
-    Operation("add_trusted_signer", "POST", f"{LLMOS_BASE}/trust/signers", "Trust a signer's public key.", "security-strict", "admin", ("LLMOS-SEC-025",), request=SignerCreateRequest, request_body="json", response=TrustedSigner, status=201, mutating=True),
+    Operation("add_trusted_signer", "POST", f"{LLMOS_BASE}/trust/signers", "Trust a signer's public key.", "security-strict", "admin", ("LLMOS-SEC-025",), request=SignerCreateRequest, request_body="json", response=TrustedSigner, status=201, errors=("already_exists",), mutating=True),
     Operation("remove_trusted_signer", "DELETE", f"{LLMOS_BASE}/trust/signers/{{signer_id}}", "Stop trusting a signer.", "security-strict", "admin", ("LLMOS-SEC-025",), response=DeletedObject, errors=("signer_not_found",), mutating=True),
 )
 
 OPERATIONS_BY_ID: dict[str, Operation] = {op.id: op for op in OPERATIONS}
+
+
+def _path_regex(template: str) -> re.Pattern[str]:
+    parts = re.split(r"{(\w+)}", template)
+    return re.compile("".join(re.escape(part) if i % 2 == 0 else f"(?:{PATH_PARAMS[part]})" for i, part in enumerate(parts)))
+
+
+_PATH_REGEXES = tuple((_path_regex(op.path), op.method) for op in OPERATIONS)
+
+
+def allowed_methods(path: str, profiles: Iterable[str] | None = None) -> tuple[Method, ...]:
+    """The methods the table defines on a concrete path (of ``profiles`` when given): the ``Allow`` of a 405 (RFC 9110 section 15.5.6)."""
+    wanted = None if profiles is None else frozenset(profiles)
+    methods = {op.method for (regex, _), op in zip(_PATH_REGEXES, OPERATIONS, strict=True) if regex.fullmatch(path) and (wanted is None or op.profile in wanted)}
+    return tuple(m for m in ("GET", "HEAD", "POST", "PUT", "DELETE") if m in methods)
 
 _AUTH_ERRORS = ("missing_api_key", "invalid_api_key", "insufficient_scope", "rate_limited", "host_not_allowed")
 _JSON_ERRORS = ("invalid_json", "invalid_request", "missing_required_parameter", "invalid_value", "unsupported_media_type", "payload_too_large")

@@ -113,7 +113,8 @@ class AuditVerification(OpenWireModel):
 
 
 class SignerCreateRequest(WireModel):
-    key_id: str = Field(min_length=1)
+    key_id: str = Field(pattern="^[0-9a-f]{64}$")
+    """The lowercase hex SHA-256 of the key's SubjectPublicKeyInfo PEM (it must match ``public_key``)."""
     public_key: str = Field(min_length=1)
     """PEM-encoded public key."""
     note: str | None = None

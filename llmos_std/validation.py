@@ -6,9 +6,12 @@ an unknown field map to the same codes everywhere.
 
 from __future__ import annotations
 
+import copy
+import json
 import re
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from llmos_std.errors import LLMOSError
 from llmos_std.pipeline import STEP_OPS
@@ -18,6 +21,54 @@ _UNION_TAG = re.compile(r"^(str|int|float|bool|none|list\[.*\]|dict\[.*\]|functi
 _DISCRIMINATOR_VALUES = frozenset({"system", "developer", "user", "assistant", "tool", "text", "image_url", *STEP_OPS, *FILTER_OPS})
 _FILTER_HOLDERS = frozenset({"where", "of"})
 """Fields that hold a filter node directly (not in a list), whose tag pydantic also puts in the path."""
+
+
+_MAX_INTEGRAL_PASSES = 8
+"""Each pass fixes every integral float pydantic reports; a union can hide a deeper one for one more pass."""
+
+
+def validate_json_body(target: type[BaseModel] | TypeAdapter[Any], raw: Any) -> Any:
+    """Validate a parsed JSON body with JSON Schema's number model: ``3.0`` is an integer.
+
+    JSON has one number type, and JSON Schema's ``integer`` accepts any number with a zero
+    fraction; Python's encoder writes ``3.0`` for a float that holds 3. Strict pydantic refuses it,
+    so an ``int_type`` failure on an integral float is mended to the int and validated again; any
+    other failure (``3.5``, ``"3"``, ``true``) stands. ``raw`` itself is left as it was.
+    """
+    copied = False
+    for _ in range(_MAX_INTEGRAL_PASSES):
+        try:
+            if isinstance(target, TypeAdapter):
+                return target.validate_json(json.dumps(raw))
+            return target.model_validate_json(json.dumps(raw))
+        except ValidationError as exc:
+            mended = False
+            for error in exc.errors(include_url=False):
+                value = error.get("input")
+                if error["type"] == "int_type" and isinstance(value, float) and value.is_integer():
+                    if not copied:
+                        raw, copied = copy.deepcopy(raw), True
+                    mended = _replace_at(raw, tuple(error["loc"]), int(value)) or mended
+            if not mended:
+                raise
+    raise AssertionError("unreachable: integral floats did not converge")  # pragma: no cover
+
+
+def _replace_at(node: Any, loc: tuple[int | str, ...], value: int) -> bool:
+    """Set ``value`` at ``loc`` in the parsed body, skipping pydantic's union-branch labels."""
+    for index, part in enumerate(loc):
+        last = index == len(loc) - 1
+        if isinstance(node, dict) and isinstance(part, str) and part in node:
+            if last:
+                node[part] = value
+                return True
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            if last:
+                node[part] = value
+                return True
+            node = node[part]
+    return False
 
 
 def param_path(loc: tuple[int | str, ...]) -> str:

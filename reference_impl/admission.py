@@ -14,8 +14,11 @@ from pydantic import JsonValue, ValidationError
 
 from llmos_std.errors import LLMOSError
 from llmos_std.manifest import PackageManifest, manifest_digest
+from llmos_std.validation import validate_json_body
 from llmos_std.verification import MANIFEST_NAME
 from llmos_std.weightfiles import WEIGHT_SUFFIXES, weights_problem
+
+from reference_impl.architectures import ArchitectureCheck
 
 MAX_CONFIG_BYTES = 16 << 20
 _CODE_SUFFIXES = (".py", ".pyc")
@@ -65,10 +68,11 @@ def _check_layout(manifest: PackageManifest) -> None:
                 )
 
 
-def admit_manifest(manifest_json: Mapping[str, JsonValue], accepted_formats: frozenset[str]) -> tuple[PackageManifest, str]:
+def admit_manifest(manifest_json: Mapping[str, JsonValue], accepted_formats: frozenset[str],
+                   runnable: ArchitectureCheck | None = None) -> tuple[PackageManifest, str]:
     """The validated manifest and its package digest, or the refusal code DESIGN section 7 names."""
     try:
-        manifest = PackageManifest.model_validate(dict(manifest_json))
+        manifest: PackageManifest = validate_json_body(PackageManifest, dict(manifest_json))
     except ValidationError as exc:
         raise _validation_error(exc) from None
     try:
@@ -76,6 +80,8 @@ def admit_manifest(manifest_json: Mapping[str, JsonValue], accepted_formats: fro
     except (ValueError, TypeError) as exc:
         raise LLMOSError("manifest_invalid", f"the manifest is not I-JSON: {exc}") from None
     _check_layout(manifest)
+    if runnable is not None and not runnable(manifest.architecture, manifest.format):
+        raise LLMOSError("architecture_unsupported", f"this server cannot run architecture {manifest.architecture!r}", param="architecture")
     if manifest.format not in accepted_formats:
         accepted = ", ".join(sorted(accepted_formats))
         raise LLMOSError("format_forbidden", f"format {manifest.format!r} is not accepted ({accepted})", param="format")
@@ -101,7 +107,7 @@ def admit_blobs(manifest: PackageManifest, blob_path: Callable[[str], Path]) -> 
         size = blob_path(entry.digest).stat().st_size
         if size != entry.size:
             raise LLMOSError(
-                "digest_invalid", f"{entry.path}: blob {entry.digest} has {size} bytes, the manifest says {entry.size}",
+                "size_invalid", f"{entry.path}: blob {entry.digest} has {size} bytes, the manifest says {entry.size}",
                 param=f"files.{i}.size",
             )
     for i, entry in enumerate(manifest.files):

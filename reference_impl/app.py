@@ -15,6 +15,7 @@ from starlette.routing import Route
 from llmos_std.errors import LLMOSError
 from llmos_std.operations import LLMOS_BASE, OPERATIONS, REQUEST_ID_HEADER
 
+from reference_impl.architectures import TESTED_ARCHITECTURES
 from reference_impl.bootstrap import bring_up
 from reference_impl.http import EdgeMiddleware, Handler, bind, llmos_error_handler, not_found_handler, unexpected_error_handler
 from reference_impl.audit import AuditLog
@@ -34,10 +35,11 @@ HANDLERS: dict[str, Handler] = {
     **core.HANDLERS, **inference.HANDLERS, **embeddings.HANDLERS, **management.HANDLERS, **security.HANDLERS, **tasks.HANDLERS, **data.HANDLERS,
 }
 
-TESTED_ARCHITECTURES = (
-    "BertModel", "GPT2LMHeadModel", "LlamaForCausalLM", "T5ForConditionalGeneration", "llama",
-)
-"""Architectures the reference server is tested on; transformers can run many more."""
+
+def _runnable_architecture(architecture: str, package_format: str) -> bool:
+    from reference_impl import engine  # imported on first install: starting the server needs no torch
+
+    return engine.runnable_architecture(architecture, package_format)
 
 
 def engine_loader(registry: Registry, settings: Settings) -> Loader:
@@ -75,7 +77,7 @@ def create_app(settings: Settings, *, loader: Callable[[Registry, Settings], Loa
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         registry = Registry(Path(settings.data_dir) / "registry", accepted_formats=settings.accepted_formats,
-                            trusted=trust.trusted if settings.signatures_required else None)
+                            trusted=trust.trusted if settings.signatures_required else None, runnable=_runnable_architecture)
         runtime = Runtime(registry, loader(registry, settings), max_load_seconds=settings.limits.max_load_seconds)
         app.state.registry = registry
         app.state.runtime = runtime

@@ -7,6 +7,7 @@ sees just the types and loaders below.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import secrets
@@ -30,6 +31,7 @@ from reference_impl.batching import (
     Seq2SeqAdapter,
 )
 from reference_impl.textstream import TextStream
+from reference_impl.architectures import runnable
 
 __all__ = [
     "ChatTemplateError",
@@ -435,3 +437,25 @@ def _first(*values: Any) -> int:
 
 def _forward_params(model: Any) -> list[str]:
     return list(inspect.signature(model.forward).parameters)
+
+
+_AUTO_MAPPINGS = ("MODEL_MAPPING_NAMES", "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES", "MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES")
+_GGUF_NON_ARCHITECTURES = frozenset({"general", "tokenizer"})
+
+
+@functools.cache
+def _known_architectures() -> tuple[frozenset[str], frozenset[str]]:
+    from transformers.integrations.ggml import GGUF_CONFIG_MAPPING
+    from transformers.models.auto import modeling_auto
+
+    classes: set[str] = set()
+    for mapping in _AUTO_MAPPINGS:
+        for value in getattr(modeling_auto, mapping).values():
+            classes.update(value if isinstance(value, (tuple, list)) else (value,))
+    return frozenset(classes), frozenset(GGUF_CONFIG_MAPPING) - _GGUF_NON_ARCHITECTURES
+
+
+def runnable_architecture(architecture: str, package_format: str) -> bool:
+    """Whether transformers (and so this engine) has a model class, or a GGUF reader, for the architecture."""
+    classes, gguf = _known_architectures()
+    return runnable(architecture, package_format, classes, gguf)

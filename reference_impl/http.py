@@ -22,9 +22,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from llmos_std import STANDARD_VERSION
 from llmos_std.data import JSONL_MEDIA_TYPES
 from llmos_std.errors import LLMOSError
-from llmos_std.operations import REQUEST_ID_HEADER, VERSION_HEADER, Operation
+from llmos_std.operations import REQUEST_ID_HEADER, VERSION_HEADER, Operation, allowed_methods
 from llmos_std.security import Scope as KeyScope
-from llmos_std.validation import error_from_validation
+from llmos_std.validation import error_from_validation, validate_json_body
 
 from reference_impl.keys import KeyRecord
 
@@ -124,7 +124,7 @@ async def _json_body(request: Request, op: Operation) -> tuple[BaseModel | None,
     if op.request is None or op.body_error_code is not None:
         return None, raw
     try:
-        return op.request.model_validate_json(data), raw
+        return validate_json_body(op.request, raw), raw
     except ValidationError as exc:
         raise error_from_validation(exc) from None
 
@@ -185,7 +185,8 @@ async def unexpected_error_handler(request: Request, exc: Exception) -> Response
 async def not_found_handler(request: Request, exc: Exception) -> Response:
     status = getattr(exc, "status_code", 404)
     if status == 405:
-        allow = (getattr(exc, "headers", None) or {}).get("Allow")
+        # From the operation table, not the router: Starlette names only the first route that matched the path.
+        allow = ", ".join(allowed_methods(request.url.path)) or (getattr(exc, "headers", None) or {}).get("Allow")
         return error_response(LLMOSError("method_not_allowed", f"{request.method} is not allowed on {request.url.path}",
                                          headers={"Allow": allow} if allow else None))
     return error_response(LLMOSError("not_found", f"no operation at {request.url.path}"))

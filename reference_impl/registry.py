@@ -33,6 +33,7 @@ from llmos_std.signing import verify_package
 from llmos_std.verification import CHUNK_SIZE, MANIFEST_NAME
 
 from reference_impl.admission import admit_blobs, admit_manifest
+from reference_impl.architectures import ArchitectureCheck
 
 _DIGEST = re.compile(f"^{DIGEST_PATTERN}$")
 
@@ -147,9 +148,12 @@ class Registry:
         accepted_formats: frozenset[str] = frozenset({"safetensors", "gguf"}),
         clock: Callable[[], float] = time.time,
         trusted: Callable[[], Mapping[str, bytes]] | None = None,
+        runnable: ArchitectureCheck | None = None,
     ) -> None:
         self.root = Path(root)
         self.accepted_formats = accepted_formats
+        self.runnable = runnable
+        """When set, a package whose architecture it rejects is refused with ``architecture_unsupported``."""
         self.trusted = trusted
         """When set, only packages with a signature from one of these signers (key id -> PEM) install."""
         self._clock = clock
@@ -282,7 +286,7 @@ class Registry:
 
     def install(self, manifest_json: Mapping[str, JsonValue], *, owner: str) -> tuple[InstalledVersion, bool]:
         """Verify a manifest against the stored blobs and install it; the bool says whether it is new."""
-        manifest, digest = admit_manifest(manifest_json, self.accepted_formats)
+        manifest, digest = admit_manifest(manifest_json, self.accepted_formats, self.runnable)
         existing = self.find(manifest.name, version=manifest.version)
         if existing is not None:
             return self._same(existing, digest), False

@@ -73,6 +73,7 @@ def install_refusals(ctx: Context) -> CheckOutcome:
         (with_files(manifest, {"path": "../config.json"}), ("path_invalid",)),
         (with_files(manifest, {"path": "/etc/config.json"}), ("path_invalid",)),
         (with_files(manifest, {"path": "sub/../config.json"}), ("path_invalid",)),
+        ({**manifest, "architecture": "LlmosNoSuchArchitectureForCausalLM"}, ("architecture_unsupported",)),
     ]
     for body, codes in cases:
         refused_install(ctx, body, codes)
@@ -88,7 +89,7 @@ def install_verifies_blobs(ctx: Context) -> CheckOutcome:
     # Sizes that do not match the stored blob, one smaller and one larger.
     for index, delta in ((0, 1), (weights, -1)):
         size = manifest["files"][index]["size"] + delta
-        refused_install(ctx, with_files(manifest, {"size": size}, index), ("digest_invalid",))
+        refused_install(ctx, with_files(manifest, {"size": size}, index), ("size_invalid",))
     # Weights that do not parse as safetensors: a header length far beyond the file.
     junk = b"\xff" * 8 + b"{}"
     digest = sha256_digest(junk)

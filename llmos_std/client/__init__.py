@@ -3,6 +3,7 @@
 Raw access: ``call(op_id, ...)`` returns any operation's ``httpx.Response`` unchecked; every error the
 client raises for a server answer carries ``.response``; streams expose ``.response`` (headers) too.
 Async stream methods are awaited (the request is sent, HTTP errors raise) and return an ``AsyncStream``.
+Retries are opt-in: ``max_retries`` resends a 429 or 503 refusal after its ``Retry-After``.
 """
 
 from __future__ import annotations

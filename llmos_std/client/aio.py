@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, Collection, Iterable, Mapping
+from collections.abc import AsyncIterable, Awaitable, Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Self, TypeVar, cast
@@ -28,13 +28,14 @@ from llmos_std.models import ModelList, VersionState
 from llmos_std.packages import BlobInfo
 from llmos_std.verification import MANIFEST_NAME
 from llmos_std.client.errors import error_from_response
+from llmos_std.client.retries import RetryPolicy
 from llmos_std.client.streams import AsyncStream, stream_media_type
 from llmos_std.client.wire import JSON_HEADERS, OCTET_HEADERS, ClientBase, async_chunks, async_file_chunks, blob_present, checked, file_size, health_of, manifest_body, next_pause, package_blobs, poll_deadline, request_body
 
 T = TypeVar("T", bound=BaseModel)
 
 class AsyncLLMOSClient(ClientBase):
-    """The asynchronous twin of :class:`LLMOSClient`: same methods, awaited."""
+    """The asynchronous twin of :class:`LLMOSClient`: same methods (and retries), awaited; ``sleep`` is awaited."""
 
     def __init__(
         self,
@@ -45,8 +46,13 @@ class AsyncLLMOSClient(ClientBase):
         timeout: float = 60,
         transport: httpx.AsyncBaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
+        max_retries: int = 0,
+        max_retry_wait: float = 30.0,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         super().__init__(base_url, api_key=api_key, openai_base_url=openai_base_url, headers=headers)
+        self._retry = RetryPolicy(max_retries, max_retry_wait)
+        self._sleep = sleep
         self._http = httpx.AsyncClient(timeout=timeout, transport=transport, headers=self.headers)
 
     async def close(self) -> None:
@@ -75,14 +81,26 @@ class AsyncLLMOSClient(ClientBase):
         content: bytes | Iterable[bytes] | AsyncIterable[bytes] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        """Send one operation and return the raw response, whatever its status."""
+        """Send one operation and return the raw response, whatever its status (the last one, after any retries)."""
         if content is not None and not isinstance(content, (bytes, AsyncIterable)):
             content = async_chunks(content)
-        return await self._http.send(self._build(operation_id, path_params, json, content, headers))
+        return await self._send(operation_id, self._build(operation_id, path_params, json, content, headers), stream=False)
+
+    async def _send(self, operation_id: str, request: httpx.Request, *, stream: bool) -> httpx.Response:
+        retries_done = 0
+        while True:
+            response = await self._http.send(request, stream=stream)
+            pause = self._retry.pause(operation_id, request, response, retries_done)
+            if pause is None:
+                return response
+            await response.aread()  # a refusal's body is small; reading it lets the connection be reused
+            await response.aclose()
+            await self._sleep(pause)
+            retries_done += 1
 
     async def _stream(self, operation_id: str, body: JsonValue, model: type[T]) -> AsyncStream[T]:
         request = self._build(operation_id, None, body, None, {"Accept": "text/event-stream"})
-        response = await self._http.send(request, stream=True)
+        response = await self._send(operation_id, request, stream=True)
         try:
             if not response.is_success:
                 await response.aread()

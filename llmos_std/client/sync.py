@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Self, TypeVar, cast
@@ -28,13 +28,18 @@ from llmos_std.models import ModelList, VersionState
 from llmos_std.packages import BlobInfo
 from llmos_std.verification import MANIFEST_NAME
 from llmos_std.client.errors import error_from_response
+from llmos_std.client.retries import RetryPolicy
 from llmos_std.client.streams import Stream, stream_media_type
 from llmos_std.client.wire import JSON_HEADERS, OCTET_HEADERS, ClientBase, blob_present, checked, file_chunks, file_size, health_of, manifest_body, next_pause, package_blobs, poll_deadline, request_body
 
 T = TypeVar("T", bound=BaseModel)
 
 class LLMOSClient(ClientBase):
-    """A synchronous client; typed methods return response models and raise :class:`APIError` subclasses."""
+    """A synchronous client; typed methods return response models and raise :class:`APIError` subclasses.
+
+    With ``max_retries`` above 0, a 429 or 503 refusal is sent again after ``Retry-After`` seconds (or a
+    backoff of 0.5, 1, 2, ... s without one), each wait capped at ``max_retry_wait``; ``sleep`` does the waiting.
+    """
 
     def __init__(
         self,
@@ -45,8 +50,13 @@ class LLMOSClient(ClientBase):
         timeout: float = 60,
         transport: httpx.BaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
+        max_retries: int = 0,
+        max_retry_wait: float = 30.0,
+        sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         super().__init__(base_url, api_key=api_key, openai_base_url=openai_base_url, headers=headers)
+        self._retry = RetryPolicy(max_retries, max_retry_wait)
+        self._sleep = sleep
         self._http = httpx.Client(timeout=timeout, transport=transport, headers=self.headers)
 
     def close(self) -> None:
@@ -72,12 +82,24 @@ class LLMOSClient(ClientBase):
         content: bytes | Iterable[bytes] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        """Send one operation and return the raw response, whatever its status."""
-        return self._http.send(self._build(operation_id, path_params, json, content, headers))
+        """Send one operation and return the raw response, whatever its status (the last one, after any retries)."""
+        return self._send(operation_id, self._build(operation_id, path_params, json, content, headers), stream=False)
+
+    def _send(self, operation_id: str, request: httpx.Request, *, stream: bool) -> httpx.Response:
+        retries_done = 0
+        while True:
+            response = self._http.send(request, stream=stream)
+            pause = self._retry.pause(operation_id, request, response, retries_done)
+            if pause is None:
+                return response
+            response.read()  # a refusal's body is small; reading it lets the connection be reused
+            response.close()
+            self._sleep(pause)
+            retries_done += 1
 
     def _stream(self, operation_id: str, body: JsonValue, model: type[T]) -> Stream[T]:
         request = self._build(operation_id, None, body, None, {"Accept": "text/event-stream"})
-        response = self._http.send(request, stream=True)
+        response = self._send(operation_id, request, stream=True)
         try:
             if not response.is_success:
                 response.read()

@@ -28,7 +28,7 @@ from llmos_std.data import (
 from llmos_std.errors import LLMOSError
 from llmos_std.management import DeletedObject
 from llmos_std.query import QueryRequest
-from llmos_std.validation import error_from_validation
+from llmos_std.validation import error_from_validation, validate_json_body
 
 from reference_impl.datastore import DataStore, dumps
 from reference_impl.derive import Operations, check_pipeline, start_derive
@@ -64,8 +64,6 @@ async def create_dataset(ctx: Context) -> Response:
     if not isinstance(body, DatasetCreateRequest):
         raise LLMOSError("invalid_request", "unexpected body")
     if body.schema_ is not None:
-        if not isinstance(body.schema_, (dict, bool)):
-            raise LLMOSError("invalid_value", "schema must be a JSON Schema (an object or a boolean)", param="schema")
         try:
             jsonschema.Draft202012Validator.check_schema(body.schema_)
         except jsonschema.SchemaError as exc:
@@ -196,7 +194,8 @@ _DERIVE = TypeAdapter(DeriveDatasetRequest)
 def _derive_request(raw: dict[str, Any]) -> DeriveDatasetRequest:
     """Validation errors inside ``pipeline`` are the pipeline's (``pipeline_invalid``); others keep their codes."""
     try:
-        return _DERIVE.validate_json(json.dumps(raw))
+        request: DeriveDatasetRequest = validate_json_body(_DERIVE, raw)
+        return request
     except ValidationError as exc:
         error = error_from_validation(exc)
         if error.param is not None and error.param.startswith("pipeline.") or (error.param == "pipeline" and error.code != "missing_required_parameter"):

@@ -32,6 +32,7 @@ PINNED: dict[str, str] = {
     "LLMOS-ERR-005": "fail",  # a text/plain body is 422, not 415
     "LLMOS-ERR-006": "pass",  # messages echo the model id, a path: public, so no leak
     "LLMOS-ERR-007": "fail",  # unknown routes: {"detail": "Not Found"}
+    "LLMOS-ERR-009": "skipped",  # self-declared: unforeseen failures cannot be provoked over HTTP
     "LLMOS-ERR-008": "fail",  # a valid list prompt: 400 {"detail": "prompt must be a string."} without the envelope
     "LLMOS-PARAM-001": "fail",  # unknown fields: 422 {"detail": ...}, not 400 unsupported_parameter
     "LLMOS-PARAM-002": "skipped",  # declares no capabilities, so cannot be held to lacking one

@@ -630,3 +630,161 @@ def test_install_and_get_package(server: Server, package: tuple[Path, dict[str, 
             client.install_package({**manifest, "version": "one"})  # not SemVer: refused before sending
     assert json.loads(server.received[0].body) == manifest
     assert len(server.received) == 2
+
+
+# ---------------------------------------------------------------- retries
+
+MODELS = _json({"object": "list", "data": []})
+UNAVAILABLE = _envelope("not_ready", "warming up", "server_error")
+LIMITED = _envelope("rate_limited", "slow down", "rate_limit_error")
+
+
+def _replies(*replies: Reply) -> Callable[[Received], Reply]:
+    """A route that answers each request with the next reply, repeating the last one."""
+    queue = list(replies)
+    return lambda _r: queue.pop(0) if len(queue) > 1 else queue[0]
+
+
+def _recorded_sleep(mode: str, into: list[float]) -> Any:
+    """A sleep that records the wait instead of waiting, for a sync or an async client."""
+    if mode == "sync":
+        return into.append
+
+    async def sleep(seconds: float) -> None:
+        into.append(seconds)
+
+    return sleep
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_retries_honour_retry_after_then_succeed(server: Server, mode: str) -> None:
+    refusal = Reply(503, UNAVAILABLE, {"Retry-After": "0"})
+    server.route("GET", "/v1/models", _replies(refusal, refusal, Reply(200, MODELS)))
+    waits: list[float] = []
+    result = run(mode, server.url, lambda c: c.list_models(), max_retries=2, sleep=_recorded_sleep(mode, waits))
+    assert result.data == []
+    assert len(server.received) == 3 and waits == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_retries_really_wait_retry_after(server: Server, mode: str) -> None:
+    server.route("GET", "/v1/models", _replies(Reply(429, LIMITED, {"Retry-After": "0.2"}), Reply(200, MODELS)))
+    started = time.monotonic()
+    run(mode, server.url, lambda c: c.list_models(), max_retries=1)  # the default sleep
+    assert time.monotonic() - started >= 0.2
+    assert len(server.received) == 2
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_no_retries_by_default(server: Server, mode: str) -> None:
+    server.route("GET", "/v1/models", _replies(Reply(503, UNAVAILABLE, {"Retry-After": "0"}), Reply(200, MODELS)))
+    waits: list[float] = []
+    with pytest.raises(ServerError) as info:
+        run(mode, server.url, lambda c: c.list_models(), sleep=_recorded_sleep(mode, waits))
+    assert info.value.code == "not_ready"
+    assert len(server.received) == 1 and waits == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_retries_give_up_with_the_last_error(server: Server, mode: str) -> None:
+    server.route("GET", "/v1/models", Reply(429, LIMITED, {"Retry-After": "0"}))
+    waits: list[float] = []
+    with pytest.raises(RateLimitError) as info:
+        run(mode, server.url, lambda c: c.list_models(), max_retries=2, sleep=_recorded_sleep(mode, waits))
+    assert info.value.retry_after == 0.0
+    assert len(server.received) == 3 and len(waits) == 2
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, [0.5, 1.0, 1.5]),  # no Retry-After: 0.5 * 2**n, the third wait capped at 1.5
+        ({"Retry-After": "soon"}, [0.5, 1.0, 1.5]),  # an invalid Retry-After counts as absent
+        ({"Retry-After": "100"}, [1.5, 1.5, 1.5]),  # the server asks for more than the cap
+        ({"Retry-After": "0.25"}, [0.25, 0.25, 0.25]),  # under the cap: exactly what was asked
+    ],
+)
+@pytest.mark.parametrize("mode", MODES)
+def test_retry_waits(server: Server, mode: str, headers: dict[str, str], expected: list[float]) -> None:
+    server.route("GET", "/v1/models", Reply(503, UNAVAILABLE, headers))
+    waits: list[float] = []
+    with pytest.raises(ServerError):
+        run(mode, server.url, lambda c: c.list_models(), max_retries=3, max_retry_wait=1.5, sleep=_recorded_sleep(mode, waits))
+    assert waits == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "type_"),
+    [
+        (500, "engine_error", "server_error"),  # the server may have done the work: not safe to resend
+        (502, "engine_error", "server_error"),  # only 503 among the 5xx says "not now"
+        (409, "model_not_loaded", "conflict_error"),  # waiting does not fix a conflict
+    ],
+)
+@pytest.mark.parametrize("mode", MODES)
+def test_other_errors_are_not_retried(server: Server, mode: str, status: int, code: str, type_: str) -> None:
+    server.route("POST", "/v1/chat/completions", Reply(status, _envelope(code, "no", type_), {"Retry-After": "0"}))
+    with pytest.raises(APIError) as info:
+        run(mode, server.url, lambda c: c.chat_completion(REQUEST), max_retries=3, sleep=_recorded_sleep(mode, []))
+    assert info.value.status == status
+    assert len(server.received) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_health_503_is_an_answer_not_retried(server: Server, mode: str) -> None:
+    server.route("GET", "/llmos/v1/health/ready", Reply(503, _json({"object": "llmos.health", "status": "unavailable"})))
+    health = run(mode, server.url, lambda c: c.health_ready(), max_retries=3, sleep=_recorded_sleep(mode, []))
+    assert health.status == "unavailable"
+    assert len(server.received) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_body_sent_from_an_iterator_is_not_retried(server: Server, mode: str) -> None:
+    server.route("PUT", f"/llmos/v1/blobs/{DIGEST}", Reply(503, UNAVAILABLE, {"Retry-After": "0"}))
+    with pytest.raises(ServerError):
+        run(mode, server.url, lambda c: c.put_blob(DIGEST, iter([b"abc"])), max_retries=3, sleep=_recorded_sleep(mode, []))
+    assert len(server.received) == 1  # the iterator is spent: sending again would send nothing
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_stream_refused_before_it_starts_is_retried(server: Server, mode: str) -> None:
+    server.route("POST", "/v1/chat/completions", _replies(
+        Reply(429, LIMITED, {"Retry-After": "0"}), Reply(200, _pieces(TRANSCRIPT, 50), content_type=SSE)))
+    waits: list[float] = []
+
+    def sync(c: Any) -> list[Any]:
+        with c.stream_chat_completion(REQUEST) as stream:
+            return list(stream)
+
+    async def async_(c: Any) -> list[Any]:
+        async with await c.stream_chat_completion(REQUEST) as stream:
+            return [chunk async for chunk in stream]
+
+    chunks = run(mode, server.url, sync if mode == "sync" else async_, max_retries=1, sleep=_recorded_sleep(mode, waits))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == TEXT
+    assert len(server.received) == 2 and waits == [0.0]
+    assert all(json.loads(r.body) == {**REQUEST, "stream": True} for r in server.received)  # the same request again
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_error_event_inside_a_stream_is_not_retried(server: Server, mode: str) -> None:
+    body = _sse(_chunk({"content": "a"}), {"error": {"message": "busy", "type": "rate_limit_error", "param": None, "code": "rate_limited"}})
+    server.route("POST", "/v1/chat/completions", Reply(200, [body], content_type=SSE))
+
+    def sync(c: Any) -> None:
+        with c.stream_chat_completion(REQUEST) as stream:
+            list(stream)
+
+    async def async_(c: Any) -> None:
+        async with await c.stream_chat_completion(REQUEST) as stream:
+            [chunk async for chunk in stream]
+
+    with pytest.raises(RateLimitError):
+        run(mode, server.url, sync if mode == "sync" else async_, max_retries=3, sleep=_recorded_sleep(mode, []))
+    assert len(server.received) == 1  # the stream had started and delivered a chunk: resending could repeat it
+
+
+@pytest.mark.parametrize("options", [{"max_retries": -1}, {"max_retry_wait": -0.5}])
+def test_retry_options_are_checked(options: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="must not be negative"):
+        LLMOSClient("http://127.0.0.1:9", **options)

@@ -88,8 +88,9 @@ def test_streaming_operations_document_their_events() -> None:
         if op.stream_chunk is None:
             continue
         media = document["paths"][op.path]["post"]["responses"]["200"]["content"]["text/event-stream"]
-        assert media["x-llmos-event"]["$ref"].endswith(op.stream_chunk.__name__)
-        assert media["x-llmos-error-event"] == {"$ref": "#/components/schemas/ErrorEnvelope"}
+        chunk, error, done = media["schema"]["items"]["oneOf"]
+        assert chunk["$ref"].endswith(op.stream_chunk.__name__)
+        assert error == {"$ref": "#/components/schemas/ErrorEnvelope"} and done == {"const": "[DONE]"}
 
 
 def test_templates_fail_on_unknown_requirements_and_tables() -> None:

@@ -21,6 +21,7 @@ import pytest
 
 from llmos_std.errors import LLMOSError
 from llmos_std.manifest import manifest_digest
+from reference_impl.engine import runnable_architecture
 from reference_impl.registry import InstalledVersion, Registry
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,7 +66,7 @@ def _manifest(files: dict[str, bytes], *, version: str = "1.0.0", **extra: Any) 
 
 @pytest.fixture()
 def registry(tmp_path: Path) -> Iterator[Registry]:
-    with Registry(tmp_path / "reg", clock=lambda: 1_700_000_000.0) as reg:
+    with Registry(tmp_path / "reg", clock=lambda: 1_700_000_000.0, runnable=runnable_architecture) as reg:
         yield reg
 
 
@@ -231,7 +232,7 @@ def _refusal_cases() -> list[tuple[str, dict[str, bytes], dict[str, Any], str, s
         ("lists-itself", self_listing, {}, "path_invalid", "files.2.path"),
         ("file-under-file", under_file, {}, "path_invalid", "files.2.path"),
         ("blob-unknown", {**FILES, "README.md": b"never sent"}, {"upload": list(FILES)}, "manifest_blob_unknown", "files.2.digest"),
-        ("size-mismatch", FILES, {"size:0": 7}, "digest_invalid", "files.0.size"),
+        ("size-mismatch", FILES, {"size:0": 7}, "size_invalid", "files.0.size"),
         ("garbage-weights", garbage, {}, "weights_malformed", "files.0.path"),
         ("garbage-gguf", {"model.gguf": b"GGML" + bytes(20)}, {"format": "gguf"}, "weights_malformed", "files.0.path"),
         ("onnx-not-accepted", FILES, {"format": "onnx"}, "format_forbidden", "format"),
@@ -239,6 +240,8 @@ def _refusal_cases() -> list[tuple[str, dict[str, bytes], dict[str, Any], str, s
         ("code-file", code, {}, "format_forbidden", "files.2.path"),
         ("auto-map", auto_map, {}, "format_forbidden", "files.1.path"),
         ("pickle-file", {**FILES, "training_args.bin": b"\x80\x04K\x01."}, {}, "format_forbidden", "files.2.path"),
+        ("unknown-architecture", FILES, {"architecture": "LlmosNoSuchArchitectureForCausalLM"}, "architecture_unsupported", "architecture"),
+        ("gguf-name-for-safetensors", FILES, {"architecture": "llama3000"}, "architecture_unsupported", "architecture"),
     ]
 
 
@@ -469,3 +472,8 @@ def test_a_kill_at_any_moment_leaves_the_registry_consistent(tmp_path: Path, see
     assert process.returncode == -signal.SIGKILL
     installed = _assert_consistent(tmp_path / "reg", expected)
     assert len(installed) <= 2  # the loop deletes each version once the next is in
+
+
+def test_the_engine_knows_transformers_classes_and_gguf_architectures() -> None:
+    assert runnable_architecture("MistralForCausalLM", "safetensors") and runnable_architecture("qwen2", "gguf")
+    assert not runnable_architecture("qwen2", "safetensors") and not runnable_architecture("MistralForCausalLM", "gguf")

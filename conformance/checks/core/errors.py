@@ -10,6 +10,7 @@ import jsonschema
 from hypothesis import strategies as st
 
 from llmos_std.errors import ERROR_CODES
+from llmos_std.operations import allowed_methods
 
 from conformance.bodies import CAPABILITY_OF, PATH_OF, SCHEMA_OF, minimal_body
 from conformance.context import Context
@@ -220,5 +221,15 @@ def unknown_route_envelope(ctx: Context) -> CheckOutcome:
     with Failures() as failures:
         for method, path, code in cases:
             with failures.each():
-                expect_error(ctx.wire.request(method, path), (code,))
+                exchange = ctx.wire.request(method, path)
+                expect_error(exchange, (code,))
+                if code == "method_not_allowed":
+                    _expect_allow(exchange, method, allowed_methods(path, ctx.plan.claimed))
     return CheckOutcome(examples=len(cases), triggered=len(cases))
+
+
+def _expect_allow(exchange: Exchange, refused: str, defined: tuple[str, ...]) -> None:
+    """RFC 9110: a 405 lists the target's methods in ``Allow``; more (OPTIONS, HEAD) may be listed, never the refused one."""
+    listed = {m.strip().upper() for m in exchange.headers.get("allow", "").split(",") if m.strip()}
+    if not set(defined) <= listed or refused in listed:
+        raise CheckFailed(f"Allow listing {', '.join(defined)} and not {refused}", f"Allow: {exchange.headers.get('allow')!r}", exchange=exchange)

@@ -262,6 +262,7 @@ def build_defects(switch: DefectSwitch) -> dict[str, Defect]:
         Defect("choice_index_from_1", "LLMOS-INF-005", response=_on_json(_shift_indices)),
         Defect("created_as_string", "LLMOS-INF-001", response=_on_json(_created_str)),
         Defect("version_header_missing", "LLMOS-DISC-003", response=_drop_header(b"llmos-version")),
+        Defect("allow_header_missing", "LLMOS-ERR-007", response=_drop_header(b"allow")),
         Defect("usage_chunk_missing", "LLMOS-STRM-004", response=_on_events(_usage_dropped)),
         Defect("usage_chunk_duplicated", "LLMOS-STRM-004", response=_on_events(_usage_twice)),
         Defect("base64_big_endian", "LLMOS-EMB-002", response=_on_json(_big_endian)),
