@@ -62,7 +62,7 @@ def load_checks() -> dict[str, CheckSpec]:
     from conformance.checks import embeddings, model_packages, security_baseline, security_standard, security_strict, tasks  # noqa: F401
     from conformance.checks.core import discovery, errors, fuzzing  # noqa: F401
     from conformance.checks.data_management import datasets, isolation, pipelines, queries, statemachine as data_statemachine, versions  # noqa: F401
-    from conformance.checks.inference import disconnect, generation, overload, parameters, streaming  # noqa: F401
+    from conformance.checks.inference import disconnect, generation, logprobs, overload, parameters, streaming, structured, tools  # noqa: F401
     from conformance.checks.model_management import lifecycle, serving, statemachine  # noqa: F401
 
     return dict(CHECKS)

@@ -74,3 +74,24 @@ def generate(ctx: Context, op: str, prompt: str, **params: Any) -> tuple[Exchang
 
 def deterministic(ctx: Context, op: str) -> bool:
     return ctx.model(CAPABILITY_OF[op]).get("determinism") in ("sequential", "batch_invariant")
+
+
+def feature_model(ctx: Context, capability: str, *, base: str = "chat") -> dict[str, Any]:
+    """A model declaring ``capability`` (and ``base``): the picked ``base`` model when it does, else a ready one."""
+    picked = ctx.plan.models.get(base)
+    if picked is not None and capability in (ctx.plan.declared_capabilities(picked) or ()):
+        return picked
+    listed = [m for m in ctx.plan.model_list if {capability, base} <= set(ctx.plan.declared_capabilities(m) or ())]
+    ready = [m for m in listed if m.get("state") == "ready"] or listed
+    if not ready:
+        raise Skip(f"no listed model declares the {capability!r} capability with {base!r}")
+    return ready[0]
+
+
+def feature_budget(ctx: Context, wanted: int = 96) -> int:
+    """``max_tokens`` for answers that must complete a JSON text: enough for the kit's small schemas,
+    and at most an eighth of the model's context, which the tool descriptions also take from."""
+    limit = ctx.limit("max_tokens")
+    context = ctx.plan.models.get("chat", {}).get("context_length")
+    budget = min(wanted, limit) if limit else wanted
+    return max(16, min(budget, context // 8)) if isinstance(context, int) else budget

@@ -48,6 +48,7 @@ _ALL: tuple[ErrorCodeSpec, ...] = (
     _c("invalid_value", 400, "invalid_request_error", "errors", "A field has the wrong type or is out of range; `param` names it."),
     _c("unsupported_parameter", 400, "invalid_request_error", "parameters", "A field is unknown, or capability-gated and the model lacks the capability; `param` names it."),
     _c("limit_exceeded", 400, "invalid_request_error", "discovery", "A value exceeds a limit the server declares in discovery; `param` names it."),
+    _c("schema_unsupported", 400, "invalid_request_error", "tools", "A valid JSON Schema (in `response_format` or a tool's `parameters`) uses what the server cannot enforce; `param` names it."),
     _c("context_length_exceeded", 400, "invalid_request_error", "inference", "Prompt tokens plus the requested completion exceed the model's context length."),
     _c("invalid_model_id", 400, "invalid_request_error", "models", "The `model` field does not follow the model-id syntax."),
     _c("unsupported_media_type", 415, "invalid_request_error", "errors", "The request's Content-Type is not one the operation accepts."),

@@ -30,6 +30,7 @@ from llmos_std.pipeline_examples import WORKED_EXAMPLES
 from llmos_std.profiles import PROFILE_DEPENDS, PROFILE_SUMMARY, PROFILES
 from llmos_std.report import ConformanceReport
 from llmos_std.requirements import REQUIREMENTS, REQUIREMENTS_BY_ID
+from llmos_std.structured import STRICT_FORMATS, STRICT_SUBSET
 from llmos_std.tasks import DEFAULT_OUTPUT_PREFIXES, DEFAULT_PROMPTS, LANGUAGE_NAMES, TASK_NAMES
 
 SCHEMA_BASE = f"https://schemas.llmos-std.org/{STANDARD_VERSION}/"
@@ -153,13 +154,21 @@ def _operation_object(op: Operation, names: dict[tuple[str, Mode], str]) -> dict
             "examples": _examples(op.id, [json.loads(line) for line in (example.response_text or "").splitlines() if line.strip()], None),
         }}
     if op.stream_chunk is not None:
+        events = [json.dumps(event, separators=(",", ":"), ensure_ascii=False) for event in example.stream or []] + ["[DONE]"]
         success.setdefault("content", {})["text/event-stream"] = {
             "schema": {
-                "type": "array",
                 "description": _SSE_BODY,
-                "items": {"oneOf": [ref(op.stream_chunk, "serialization"), {"$ref": "#/components/schemas/ErrorEnvelope"}, {"const": "[DONE]"}]},
+                "type": "object",
+                "required": ["data"],
+                "properties": {
+                    "data": {"anyOf": [
+                        {"const": "[DONE]", "description": "The last event."},
+                        {"type": "string", "contentMediaType": "application/json",
+                         "contentSchema": {"oneOf": [ref(op.stream_chunk, "serialization"), {"$ref": "#/components/schemas/ErrorEnvelope"}]}},
+                    ]},
+                },
             },
-            "examples": _examples(f"{op.id}_stream", [*(example.stream or []), "[DONE]"], None),
+            "examples": {f"{op.id}_event_{i}": {"summary": f"Event {i + 1} of {len(events)} of one stream.", "value": {"data": data}} for i, data in enumerate(events)},
         }
     responses: dict[str, Any] = {str(op.status): success}
     by_status: dict[int, list[str]] = {}
@@ -211,10 +220,10 @@ def _operation_object(op: Operation, names: dict[tuple[str, Mode], str]) -> dict
     return obj
 
 
-_SSE_BODY = ("Server-sent events, described as the list of the events' `data` payloads in order: each a JSON chunk, "
-             "or an error envelope after which the stream ends, and the last one the literal `[DONE]`. "
-             "OpenAPI 3.1 cannot give a schema to the events of a stream (3.2's `itemSchema` can, and the generators "
-             "this document targets read 3.1), so the body is typed as what a client decodes it to.")
+_SSE_BODY = ("Server-sent events, one `data:` line each: a chunk, or an error envelope after which the stream ends, "
+             "and last the literal `[DONE]`. The schema describes one event as OpenAPI 3.2 does (an object whose `data` "
+             "holds the event's text, its JSON described by `contentMediaType` and `contentSchema`), placed under `schema` "
+             "because the generators this document targets read 3.1, where 3.2 puts it under `itemSchema`.")
 _PAGE_PARAMETERS = (
     {"name": "limit", "in": "query", "required": False, "description": "Items per page.",
      "schema": {"type": "integer", "minimum": 1, "maximum": query.MAX_PAGE_SIZE, "default": 100}, "example": 100},
@@ -370,6 +379,11 @@ def _tables() -> dict[str, str]:
             ),
         ),
         "pipeline-examples": _pipeline_examples(),
+        "strict-subset": _md_table(
+            ("keyword", "in the subset"),
+            [(f"`{k}`", "yes") for k in sorted(STRICT_SUBSET) if k != "format"]
+            + [("`format`", ", ".join(f"`{f}`" for f in sorted(STRICT_FORMATS)))],
+        ),
     }
 
 

@@ -12,6 +12,9 @@ from pydantic import Field, JsonValue
 
 from pydantic import ConfigDict
 
+from llmos_std.logprobs import MAX_COMPLETION_LOGPROBS, MAX_TOP_LOGPROBS, ChatLogprobs, CompletionLogprobs
+from llmos_std.structured import ResponseFormat
+from llmos_std.tool_calling import FunctionTool, ToolCall, ToolCallDelta, ToolCallParam, ToolChoice
 from llmos_std.wire import OpenWireModel, WireModel, optional_in_schema
 
 FinishReason = Literal["stop", "length", "content_filter", "tool_calls"]
@@ -72,8 +75,8 @@ class AssistantMessage(WireModel):
     content: MessageContent | None = None
     name: str | None = None
     refusal: str | None = None
-    tool_calls: list[JsonValue] | None = None
-    """Only with the ``tools`` capability."""
+    tool_calls: list[ToolCallParam] | None = None
+    """Calls this turn made; only with the ``tools`` capability."""
 
 
 class ToolMessage(WireModel):
@@ -93,12 +96,6 @@ ChatMessage = Annotated[
 class StreamOptions(WireModel):
     include_usage: bool | None = None
     """When true, one extra chunk with empty ``choices`` and the request's ``usage`` precedes ``[DONE]``."""
-
-
-class ResponseFormat(WireModel):
-    type: Literal["text", "json_object", "json_schema"]
-    json_schema: JsonValue | None = None
-    """Only with ``type: json_schema`` and the ``json-schema`` capability."""
 
 
 # ---------------------------------------------------------------- requests
@@ -126,8 +123,6 @@ class _SamplingFields(WireModel):
     stream_options: StreamOptions | None = None
     user: str | None = None
     """End-user identifier; metadata only."""
-    logprobs: JsonValue = None
-    """Capability ``logprobs``."""
     logit_bias: dict[str, float] | None = None
     """Capability ``logit-bias``."""
     presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
@@ -142,24 +137,26 @@ class ChatCompletionRequest(_SamplingFields):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     """Synonym of ``max_tokens``; sending both with different values is an error."""
-    top_logprobs: int | None = Field(default=None, ge=0, le=20)
-    """Capability ``logprobs``."""
+    logprobs: bool | None = None
+    """Capability ``logprobs``: each choice carries ``logprobs.content``, one entry per token."""
+    top_logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
+    """Capability ``logprobs``: alternatives per token (needs ``logprobs: true``)."""
     metadata: dict[str, str] | None = None
     """Metadata only."""
     store: bool | None = None
     """Metadata only."""
     response_format: ResponseFormat | None = None
-    """``{type: text}`` is metadata; ``json_object``/``json_schema`` need the ``json-schema`` capability."""
-    tools: list[JsonValue] | None = None
+    """``{type: text}`` asks for nothing; ``json_object``/``json_schema`` need the ``structured-outputs`` capability."""
+    tools: list[FunctionTool] | None = Field(default=None, max_length=128)
     """Capability ``tools``."""
-    tool_choice: JsonValue = None
-    """Capability ``tools``."""
+    tool_choice: ToolChoice | None = None
+    """Capability ``tools``; ``none`` asks for nothing. Default: ``auto`` with tools, ``none`` without."""
     parallel_tool_calls: bool | None = None
     """Capability ``tools``; ``false`` (asks for nothing without tools) is accepted by every model."""
     functions: list[JsonValue] | None = None
-    """Deprecated OpenAI form of ``tools``; capability ``tools``."""
+    """Deprecated OpenAI form of ``tools``; capability ``legacy-functions``."""
     function_call: JsonValue = None
-    """Deprecated OpenAI form of ``tool_choice``; capability ``tools``."""
+    """Deprecated OpenAI form of ``tool_choice``; capability ``legacy-functions``."""
     service_tier: str | None = Field(default=None, max_length=64)
     """``auto`` and ``default`` ask for nothing; any other tier needs the ``service-tiers`` capability."""
     reasoning_effort: str | None = Field(default=None, max_length=64)
@@ -191,6 +188,8 @@ class CompletionRequest(_SamplingFields):
 
     prompt: Union[str, Annotated[list[str], Field(min_length=1)], TokenIds, Annotated[list[TokenIds], Field(min_length=1)]]
     """One prompt, or a batch of prompts (each gets ``n`` choices); text or token ids of the model's own vocabulary."""
+    logprobs: int | None = Field(default=None, ge=0, le=MAX_COMPLETION_LOGPROBS)
+    """Capability ``logprobs``: the legacy form, with this many alternatives per token."""
     echo: bool | None = None
     """Capability ``echo``."""
     suffix: str | None = None
@@ -235,11 +234,13 @@ class Usage(OpenWireModel):
 
 
 class AssistantReply(OpenWireModel):
-    model_config = ConfigDict(json_schema_extra=optional_in_schema('refusal'))
+    model_config = ConfigDict(json_schema_extra=optional_in_schema('refusal', 'tool_calls'))
 
     role: Literal["assistant"]
     content: str | None
     refusal: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    """The calls the model made (``finish_reason`` is then ``tool_calls``)."""
 
 
 class ChatChoice(OpenWireModel):
@@ -248,7 +249,7 @@ class ChatChoice(OpenWireModel):
     index: int = Field(ge=0)
     message: AssistantReply
     finish_reason: FinishReason
-    logprobs: JsonValue = None
+    logprobs: ChatLogprobs | None = None
 
 
 class ChatCompletionResponse(OpenWireModel):
@@ -266,11 +267,12 @@ class ChatCompletionResponse(OpenWireModel):
 
 
 class ChatDelta(OpenWireModel):
-    model_config = ConfigDict(json_schema_extra=optional_in_schema('role', 'content', 'refusal'))
+    model_config = ConfigDict(json_schema_extra=optional_in_schema('role', 'content', 'refusal', 'tool_calls'))
 
     role: Literal["assistant"] | None = None
     content: str | None = None
     refusal: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
 
 
 class ChatChunkChoice(OpenWireModel):
@@ -279,7 +281,7 @@ class ChatChunkChoice(OpenWireModel):
     index: int = Field(ge=0)
     delta: ChatDelta
     finish_reason: FinishReason | None = None
-    logprobs: JsonValue = None
+    logprobs: ChatLogprobs | None = None
 
 
 class ChatCompletionChunk(OpenWireModel):
@@ -303,7 +305,7 @@ class CompletionChoice(OpenWireModel):
     index: int = Field(ge=0)
     text: str
     finish_reason: FinishReason
-    logprobs: JsonValue = None
+    logprobs: CompletionLogprobs | None = None
 
 
 class CompletionResponse(OpenWireModel):
@@ -324,7 +326,7 @@ class CompletionChunkChoice(OpenWireModel):
     index: int = Field(ge=0)
     text: str
     finish_reason: FinishReason | None = None
-    logprobs: JsonValue = None
+    logprobs: CompletionLogprobs | None = None
 
 
 class CompletionChunk(OpenWireModel):

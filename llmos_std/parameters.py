@@ -25,7 +25,7 @@ Capability = Literal[
     "embeddings",
     "tasks",
     "tools",
-    "json-schema",
+    "structured-outputs",
     "logprobs",
     "logit-bias",
     "penalties",
@@ -41,6 +41,7 @@ Capability = Literal[
     "predicted-outputs",
     "web-search",
     "moderation",
+    "legacy-functions",
 ]
 """What a model can do; ``GET /v1/models`` lists each model's capabilities."""
 
@@ -97,13 +98,13 @@ DISPOSITIONS: tuple[FieldDisposition, ...] = (
     _h(CHAT, "max_completion_tokens", "synonym of `max_tokens`"),
     _m(CHAT, "metadata"),
     _m(CHAT, "store"),
-    _g(CHAT, "response_format", "json-schema", None, {"type": "text"}),
+    _g(CHAT, "response_format", "structured-outputs", None, {"type": "text"}),
     _g(CHAT, "top_logprobs", "logprobs", None, 0),
     _g(CHAT, "tools", "tools", None, []),
     _g(CHAT, "tool_choice", "tools", None, "none"),
     _g(CHAT, "parallel_tool_calls", "tools", None, False),
-    _g(CHAT, "functions", "tools", None, []),
-    _g(CHAT, "function_call", "tools", None, "none"),
+    _g(CHAT, "functions", "legacy-functions", None, []),
+    _g(CHAT, "function_call", "legacy-functions", None, "none"),
     _g(CHAT, "service_tier", "service-tiers", None, "auto", "default"),
     _g(CHAT, "reasoning_effort", "reasoning", None),
     _g(CHAT, "verbosity", "verbosity", None),

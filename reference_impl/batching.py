@@ -54,11 +54,31 @@ class SamplingParams:
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    """A sampled token's log probability and the most likely alternatives, from the distribution it was drawn from."""
+
+    token: int
+    logprob: float
+    top: tuple[tuple[int, float], ...]
+
+
+@dataclass(frozen=True)
 class Delta:
     text: str
     finish_reason: FinishReason | None
     completion_tokens: int
     prompt_tokens: int
+    logprobs: tuple[TokenLogprob, ...] = ()
+    """With logprobs asked: the entries of every token sampled since the last delta."""
+
+
+class Constraint(Protocol):
+    """A row's grammar state (reference_impl.constraints.RowConstraint): the batcher masks and feeds it."""
+
+    def allowed(self) -> bytes: ...
+    def consume(self, token: int) -> None: ...
+    @property
+    def finished(self) -> bool: ...
 
 
 @dataclass
@@ -84,6 +104,11 @@ class Request:
     stream: TextStream
     deliver: Callable[[Delta | EngineError], None]
     completion_tokens: int = 0
+    constraint: Constraint | None = None
+    """Masks every step's logits to what the grammar admits (structured outputs, tool calls)."""
+    top_logprobs: int | None = None
+    """None: no logprobs; otherwise each token's logprob and this many alternatives are delivered."""
+    _logprobs: list[TokenLogprob] = field(default_factory=list, init=False, repr=False)
     _cancelled: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
 
     @property
@@ -396,9 +421,20 @@ class Scheduler:
         finished = []
         for i in indices:
             row = batch.rows[i]
-            token = sample_token(logits[i - logit_offset], row.params, row.generator)
-            batch.last[i] = token
-            if self._emit(row, token):
+            scores = logits[i - logit_offset]
+            try:
+                if row.constraint is not None:
+                    scores = scores.masked_fill(~_allowed(row.constraint.allowed(), scores.numel()), float("-inf"))
+                token = sample_token(scores, row.params, row.generator)
+                if row.top_logprobs is not None:
+                    row._logprobs.append(_logprob(scores, token, row.top_logprobs))
+                batch.last[i] = token
+                if self._emit(row, token):
+                    finished.append(i)
+            except Exception as exc:  # a row's grammar failing ends that row alone
+                logger.exception("a constrained row failed", exc_info=exc)
+                _safe_deliver(row, EngineError(f"generation failed: {type(exc).__name__}"))
+                self.stats.active -= 1
                 finished.append(i)
         self._drop(batch, finished, cancelled=False)
 
@@ -410,16 +446,19 @@ class Scheduler:
         if token in self._eos_ids:
             text, finish = row.stream.finish(), "stop"
         else:
+            if row.constraint is not None:
+                row.constraint.consume(token)
             text, stopped = row.stream.push(token)
-            if stopped:
-                finish = "stop"
+            if stopped or (row.constraint is not None and row.constraint.finished):
+                text, finish = (text if stopped else text + row.stream.finish()), "stop"
             elif row.completion_tokens >= row.params.max_tokens:
                 text, finish = text + row.stream.finish(), "length"
         if finish is not None:  # counted before the last delta goes out, so a consumer sees settled stats
             self.stats.requests_finished += 1
             self.stats.active -= 1
         if text or finish:
-            _safe_deliver(row, Delta(text, finish, row.completion_tokens, len(row.prompt_ids)))
+            entries, row._logprobs = tuple(row._logprobs), []
+            _safe_deliver(row, Delta(text, finish, row.completion_tokens, len(row.prompt_ids), entries))
         return finish is not None
 
     def _drop(self, batch: _Batch, indices: list[int], *, cancelled: bool) -> None:
@@ -438,6 +477,28 @@ class Scheduler:
         logger.exception("generation failed for a batch of %d request(s)", len(rows), exc_info=exc)
         for row in rows:
             _safe_deliver(row, EngineError(f"generation failed: {type(exc).__name__}"))
+
+
+_BIT = torch.arange(8, dtype=torch.uint8)
+
+
+def _allowed(mask: bytes, size: int) -> torch.Tensor:
+    """The grammar's little-endian bitmask as booleans over the logits (tokens past the mask: not allowed)."""
+    bits = ((torch.frombuffer(bytearray(mask), dtype=torch.uint8).unsqueeze(1) >> _BIT) & 1).flatten().bool()
+    if bits.numel() >= size:
+        return bits[:size]
+    return torch.cat([bits, torch.zeros(size - bits.numel(), dtype=torch.bool)])
+
+
+def _logprob(scores: torch.Tensor, token: int, top: int) -> TokenLogprob:
+    """Log-softmax of what the sampler saw (the masked logits) before temperature: the model's distribution over allowed tokens."""
+    logprobs = torch.log_softmax(scores.double(), dim=-1)
+    alternatives: tuple[tuple[int, float], ...] = ()
+    if top > 0:
+        possible = int(torch.isfinite(logprobs).sum())
+        values, ids = torch.topk(logprobs, min(top, possible))
+        alternatives = tuple((int(t), float(v)) for t, v in zip(ids, values, strict=True))
+    return TokenLogprob(token, float(logprobs[token]), alternatives)
 
 
 def _cache_keyword(model: Any) -> str:

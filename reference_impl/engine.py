@@ -29,13 +29,17 @@ from reference_impl.batching import (
     Scheduler,
     SchedulerStats,
     Seq2SeqAdapter,
+    TokenLogprob,
 )
-from reference_impl.textstream import TextStream
 from reference_impl.architectures import runnable
+from reference_impl.constraints import ConstraintError, Grammar, Vocabulary
+from reference_impl.textstream import TextStream
 
 __all__ = [
     "ChatTemplateError",
+    "ConstraintError",
     "Delta",
+    "Grammar",
     "EmbedInput",
     "EmbeddingModel",
     "EngineError",
@@ -45,6 +49,7 @@ __all__ = [
     "SamplingParams",
     "SchedulerStats",
     "TextModel",
+    "TokenLogprob",
     "detect_kind",
     "load_embedding_model",
     "load_text_model",
@@ -124,12 +129,35 @@ class TextModel:
             )
             adapter = Seq2SeqAdapter(model, pad_id, start)
         self._scheduler = Scheduler(adapter, eos_ids=eos_ids, max_batch=max_batch, batch_wait_s=batch_wait_s)
+        self._eos_ids = sorted(eos_ids)
+        output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+        self._logits_size = int(output.weight.shape[0]) if output is not None else int(model.config.vocab_size)
+        self._vocabulary: Vocabulary | None = None
+        self._template_takes_tools = self.has_chat_template and "tools" in str(template)
+
+    @property
+    def template_takes_tools(self) -> bool:
+        """Whether the chat template renders a ``tools`` list itself (else the caller describes them in a message)."""
+        return self._template_takes_tools
+
+    def _vocab(self) -> Vocabulary:
+        if self._vocabulary is None:  # built on the first constrained request: most never need it
+            self._vocabulary = Vocabulary(self._tokenizer, self._logits_size, self._eos_ids)
+        return self._vocabulary
+
+    def check_grammar(self, grammar: Grammar) -> None:
+        """Raises ConstraintError when the grammar's schemas cannot be enforced for this model."""
+        self._vocab().check(grammar)
+
+    def token_text(self, token: int) -> str:
+        """One token as text; special tokens (end of sequence) are empty."""
+        return self._decode([token])
 
     @property
     def stats(self) -> SchedulerStats:
         return self._scheduler.stats
 
-    def render_chat(self, messages: list[dict[str, str]]) -> str:
+    def render_chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:
         """The model's chat template applied to `messages`, ending with the assistant generation prompt."""
         import jinja2
 
@@ -138,7 +166,8 @@ class TextModel:
         if not self._template_has_developer:
             messages = [{**m, "role": "system"} if m.get("role") == "developer" else m for m in messages]
         try:
-            rendered = self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            extra = {"tools": tools} if tools else {}
+            rendered = self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **extra)
         except jinja2.TemplateError as exc:
             raise ChatTemplateError(f"the chat template rejected the messages: {exc}") from exc
         return str(rendered)
@@ -178,7 +207,9 @@ class TextModel:
         if prompt_tokens + max_tokens > self.context_length:
             raise PromptTooLong(prompt_tokens, max_tokens, self.context_length)
 
-    async def generate(self, prompt: Prompt, params: SamplingParams, *, chat: bool) -> AsyncGenerator[Delta, None]:
+    async def generate(
+        self, prompt: Prompt, params: SamplingParams, *, chat: bool, grammar: Grammar | None = None, top_logprobs: int | None = None,
+    ) -> AsyncGenerator[Delta, None]:
         """Streams the completion delta by delta; closing the iterator early cancels the row.
 
         PromptTooLong is raised on the first iteration, before anything is queued.
@@ -193,7 +224,8 @@ class TextModel:
 
         generator = torch.Generator()
         generator.manual_seed(params.seed if params.seed is not None else secrets.randbits(63))
-        request = Request(ids, params, generator, TextStream(self._decode, params.stop), deliver)
+        constraint = self._vocab().matcher(grammar) if grammar is not None else None
+        request = Request(ids, params, generator, TextStream(self._decode, params.stop), deliver, constraint=constraint, top_logprobs=top_logprobs)
         self._scheduler.submit(request)
         try:
             while True:

@@ -15,7 +15,8 @@ from llmos_std.inference import ChatCompletionRequest, CompletionRequest
 from llmos_std.manifest import PackageManifest
 from llmos_std.parameters import gated_fields_in_use
 
-from reference_impl.engine import Delta, EngineError, Prompt, PromptTooLong, SamplingParams, TextModel
+from reference_impl.capabilities import served_capabilities
+from reference_impl.engine import Delta, EngineError, Grammar, Prompt, PromptTooLong, SamplingParams, TextModel
 from reference_impl.settings import Settings
 
 SamplingRequest = ChatCompletionRequest | CompletionRequest
@@ -28,6 +29,8 @@ class Job:
     index: int
     prompt: Prompt
     params: SamplingParams
+    grammar: Grammar | None = None
+    top_logprobs: int | None = None
 
 
 def check_token_ids(items: list[str | list[int]], vocab_size: int, param: str) -> None:
@@ -40,7 +43,7 @@ def check_token_ids(items: list[str | list[int]], vocab_size: int, param: str) -
 
 def check_request(operation: str, body: SamplingRequest, manifest: PackageManifest, settings: Settings) -> None:
     """Refuse what the model cannot honour and what exceeds a declared limit, naming the field."""
-    refused = gated_fields_in_use(operation, body, frozenset(manifest.capabilities))
+    refused = gated_fields_in_use(operation, body, frozenset(served_capabilities(manifest)))
     if refused:
         row = refused[0]
         raise LLMOSError("unsupported_parameter", f"{row.field} needs the model capability {row.capability!r}", param=row.field)
@@ -58,6 +61,15 @@ def check_request(operation: str, body: SamplingRequest, manifest: PackageManife
             raise LLMOSError("limit_exceeded", f"{field} may be at most {limits.max_tokens}", param=field)
 
 
+def requested_logprobs(body: SamplingRequest) -> int | None:
+    """How many alternatives per token the request wants; None when it wants no logprobs."""
+    if isinstance(body, CompletionRequest):
+        return body.logprobs
+    if body.top_logprobs is not None and not body.logprobs:
+        raise LLMOSError("invalid_value", "top_logprobs needs logprobs: true", param="top_logprobs")
+    return (body.top_logprobs or 0) if body.logprobs else None
+
+
 def requested_max_tokens(body: SamplingRequest) -> int | None:
     if isinstance(body, ChatCompletionRequest) and body.max_completion_tokens is not None:
         if body.max_tokens is not None and body.max_tokens != body.max_completion_tokens:
@@ -66,7 +78,8 @@ def requested_max_tokens(body: SamplingRequest) -> int | None:
     return body.max_tokens
 
 
-def plan_jobs(model: TextModel, prompts: list[Prompt], body: SamplingRequest, manifest: PackageManifest, settings: Settings, *, chat: bool) -> tuple[list[Job], int]:
+def plan_jobs(model: TextModel, prompts: list[Prompt], body: SamplingRequest, manifest: PackageManifest, settings: Settings, *, chat: bool,
+              grammar: Grammar | None = None, top_logprobs: int | None = None) -> tuple[list[Job], int]:
     """The jobs for every prompt and choice, and the total prompt tokens (each prompt counted once)."""
     n = body.n or 1
     explicit = requested_max_tokens(body)
@@ -92,7 +105,8 @@ def plan_jobs(model: TextModel, prompts: list[Prompt], body: SamplingRequest, ma
         prompt_tokens += count
         for i in range(n):
             seed = None if body.seed is None else body.seed + i
-            jobs.append(Job(p * n + i, prompt, SamplingParams(max_tokens=budget, temperature=temperature, top_p=top_p, seed=seed, stop=stops)))
+            params = SamplingParams(max_tokens=budget, temperature=temperature, top_p=top_p, seed=seed, stop=stops)
+            jobs.append(Job(p * n + i, prompt, params, grammar, top_logprobs))
     return jobs, prompt_tokens
 
 
@@ -102,11 +116,13 @@ async def merged(model: TextModel, jobs: list[Job], *, chat: bool) -> AsyncItera
 
     async def run(job: Job) -> None:
         try:
-            async for delta in model.generate(job.prompt, job.params, chat=chat):
+            async for delta in model.generate(job.prompt, job.params, chat=chat, grammar=job.grammar, top_logprobs=job.top_logprobs):
                 await queue.put((job.index, delta))
             await queue.put(None)
-        except (EngineError, PromptTooLong) as exc:
-            await queue.put(exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # whatever a job meets ends the merge (an engine failure, or a bug): never a hang
+            await queue.put(exc if isinstance(exc, (EngineError, PromptTooLong)) else EngineError(f"generation failed: {type(exc).__name__}"))
 
     tasks = [asyncio.create_task(run(job)) for job in jobs]
     try:

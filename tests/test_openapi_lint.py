@@ -82,6 +82,23 @@ def test_every_example_validates_against_its_schema(path: str, method: str, oper
             assert errors == [], f"{where} example {name}: {errors[:3]}"
 
 
+def test_stream_examples_are_chunks_of_their_operation() -> None:
+    """Each event's data is JSON valid against the chunk schema, or the final [DONE] (contentSchema is only an annotation to validators)."""
+    seen = 0
+    for _, _, operation in _operations():
+        media = operation["responses"].get("200", {}).get("content", {}).get("text/event-stream")
+        if media is None:
+            continue
+        content = media["schema"]["properties"]["data"]["anyOf"][1]["contentSchema"]
+        validator = _validator(content)
+        values = [example["value"]["data"] for example in media["examples"].values()]
+        assert values[-1] == "[DONE]" and "[DONE]" not in values[:-1]
+        for data in values[:-1]:
+            assert list(validator.iter_errors(json.loads(data))) == [], (operation["operationId"], data[:200])
+            seen += 1
+    assert seen >= 3
+
+
 def test_a_wrong_example_is_caught() -> None:
     """The validation above can fail: a chat response without choices does not pass."""
     media = DOCUMENT["paths"]["/v1/chat/completions"]["post"]["responses"]["200"]["content"]["application/json"]

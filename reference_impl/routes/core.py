@@ -15,6 +15,7 @@ from llmos_std.operations import LLMOS_BASE
 from llmos_std.profiles import ProfileName, closure
 from llmos_std.security import Principal
 
+from reference_impl.capabilities import served_capabilities
 from reference_impl import IMPLEMENTATION_NAME, IMPLEMENTATION_VERSION
 from reference_impl.http import Context, Handler, wire_json
 from reference_impl.settings import Settings
@@ -84,7 +85,7 @@ def _model_objects(ctx: Context) -> list[ModelObject]:
         data.append(
             ModelObject(
                 id=name, created=active.installed_at, owned_by=active.owner,
-                capabilities=list(manifest.capabilities), context_length=manifest.context_length.value,
+                capabilities=served_capabilities(manifest), context_length=manifest.context_length.value,
                 version=active.version, digest=active.digest, state=runtime.state(active),
                 determinism="sequential", max_n=None, dimensions=dimensions, tasks=offered_tasks(manifest),
             )

@@ -50,6 +50,9 @@ PINNED: dict[str, str] = {
     "LLMOS-STRM-004": "fail",  # usage arrives on a chunk with choices, and without include_usage
     "LLMOS-STRM-005": "skipped",  # no stream failed after its 200
     "LLMOS-STRM-006": "skipped",  # observed through an unload; no model-management
+    # No model declares tools, structured-outputs or logprobs (it declares no capabilities at all).
+    **{f"LLMOS-TOOL-00{i}": "skipped" for i in range(1, 6)}, **{f"LLMOS-SO-00{i}": "skipped" for i in range(1, 5)},
+    "LLMOS-LOGP-001": "skipped", "LLMOS-LOGP-002": "skipped",
 }
 
 

@@ -88,9 +88,10 @@ def test_streaming_operations_document_their_events() -> None:
         if op.stream_chunk is None:
             continue
         media = document["paths"][op.path]["post"]["responses"]["200"]["content"]["text/event-stream"]
-        chunk, error, done = media["schema"]["items"]["oneOf"]
-        assert chunk["$ref"].endswith(op.stream_chunk.__name__)
-        assert error == {"$ref": "#/components/schemas/ErrorEnvelope"} and done == {"const": "[DONE]"}
+        done, data = media["schema"]["properties"]["data"]["anyOf"]
+        chunk, error = data["contentSchema"]["oneOf"]
+        assert chunk["$ref"].endswith(op.stream_chunk.__name__) and data["contentMediaType"] == "application/json"
+        assert error == {"$ref": "#/components/schemas/ErrorEnvelope"} and done["const"] == "[DONE]"
 
 
 def test_templates_fail_on_unknown_requirements_and_tables() -> None:

@@ -32,7 +32,7 @@ CASES: list[tuple[str, str, Any, dict[str, str], int, str, str | None]] = [
     ("out of range", "/v1/chat/completions", _chat("CHAT", temperature=7), {}, 400, "invalid_value", "temperature"),
     ("bad role", "/v1/chat/completions", {"model": "CHAT", "messages": [{"role": "wizard", "content": "x"}]}, {}, 400, "invalid_value", "messages.0"),
     ("unknown field", "/v1/chat/completions", _chat("CHAT", reasoning_effort="high"), {}, 400, "unsupported_parameter", "reasoning_effort"),
-    ("gated field", "/v1/chat/completions", _chat("CHAT", tools=[{"type": "function"}]), {}, 400, "unsupported_parameter", "tools"),
+    ("gated field", "/v1/chat/completions", _chat("CHAT", logit_bias={"1": 1.0}), {}, 400, "unsupported_parameter", "logit_bias"),
     ("gated penalty", "/v1/chat/completions", _chat("CHAT", presence_penalty=1.5), {}, 400, "unsupported_parameter", "presence_penalty"),
     ("n over limit", "/v1/chat/completions", _chat("CHAT", n=99), {}, 400, "limit_exceeded", "n"),
     ("too many stops", "/v1/chat/completions", _chat("CHAT", stop=["a", "b", "c", "d", "e"]), {}, 400, "limit_exceeded", "stop"),

@@ -36,9 +36,9 @@ def failing_after(deltas: int) -> Any:
             if isinstance(model, TextModel):
                 original = model.generate
 
-                async def generate(prompt: str, params: SamplingParams, *, chat: bool) -> AsyncIterator[Delta]:
+                async def generate(prompt: str, params: SamplingParams, *, chat: bool, **options: Any) -> AsyncIterator[Delta]:
                     count = 0
-                    async for delta in original(prompt, params, chat=chat):
+                    async for delta in original(prompt, params, chat=chat, **options):
                         if count == deltas:
                             raise EngineError("injected failure")
                         count += 1

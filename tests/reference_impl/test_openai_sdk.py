@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import openai
 
@@ -85,3 +87,61 @@ def test_405_names_the_allowed_methods(client: httpx.Client) -> None:
     answer = client.delete("/v1/models")
     assert answer.status_code == 405
     assert "GET" in answer.headers["allow"].split(", ") and "DELETE" not in answer.headers["allow"]
+
+
+WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Forecast for a city", "strict": True, "parameters": {
+    "type": "object", "properties": {"city": {"type": "string", "maxLength": 8}, "days": {"type": "integer", "minimum": 1, "maximum": 7}},
+    "required": ["city", "days"], "additionalProperties": False}}}
+
+
+def test_tool_calls_plain_streamed_and_answered(server: RunningServer, model_ids: dict[str, str]) -> None:
+    import json
+
+    sdk = _sdk(server)
+    messages: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
+    answer = sdk.chat.completions.create(model=model_ids["chat"], messages=messages, tools=[WEATHER], tool_choice="required", max_tokens=100, temperature=0)  # type: ignore[list-item]
+    call = answer.choices[0].message.tool_calls[0]  # type: ignore[index]
+    assert answer.choices[0].finish_reason == "tool_calls" and call.function.name == "get_weather", answer  # type: ignore[union-attr]
+    arguments = json.loads(call.function.arguments)  # type: ignore[union-attr]
+    assert set(arguments) == {"city", "days"} and 1 <= arguments["days"] <= 7 and len(arguments["city"]) <= 8
+    # The SDK's stream helper reassembles the fragments into the same call.
+    with sdk.chat.completions.stream(model=model_ids["chat"], messages=messages, tools=[WEATHER], tool_choice="required", max_tokens=100, temperature=0) as stream:  # type: ignore[list-item]
+        final = stream.get_final_completion()
+    streamed = final.choices[0].message.tool_calls[0]  # type: ignore[index]
+    assert (streamed.function.name, streamed.function.arguments) == (call.function.name, call.function.arguments)  # type: ignore[union-attr]
+    # The result goes back as a tool message; a tool message answering no call is refused by name.
+    history = [*messages, answer.choices[0].message.model_dump(exclude_none=True), {"role": "tool", "tool_call_id": call.id, "content": "sunny"}]
+    assert sdk.chat.completions.create(model=model_ids["chat"], messages=history, tools=[WEATHER], max_tokens=4).choices  # type: ignore[arg-type]
+    try:
+        sdk.chat.completions.create(model=model_ids["chat"], messages=[*history[:2], {"role": "tool", "tool_call_id": "call_nobody", "content": "x"}], max_tokens=4)  # type: ignore[list-item]
+        raise AssertionError("an orphan tool result was accepted")
+    except openai.BadRequestError as exc:
+        assert exc.code == "invalid_value" and exc.param == "messages.2.tool_call_id"
+
+
+def test_structured_outputs_through_the_sdk_parse_helper(server: RunningServer, model_ids: dict[str, str]) -> None:
+    from typing import Literal
+
+    from pydantic import BaseModel, Field
+
+    class Trip(BaseModel):
+        ok: bool
+        kind: Literal["rail", "air"]
+        days: int = Field(ge=1, le=9)
+
+    sdk = _sdk(server)
+    for seed in range(3):
+        parsed = sdk.chat.completions.parse(model=model_ids["chat"], messages=[{"role": "user", "content": "Plan a trip."}], response_format=Trip, max_tokens=40, seed=seed)
+        trip = parsed.choices[0].message.parsed
+        assert isinstance(trip, Trip) and 1 <= trip.days <= 9
+
+
+def test_logprobs_through_the_sdk(server: RunningServer, model_ids: dict[str, str]) -> None:
+    sdk = _sdk(server)
+    answer = sdk.chat.completions.create(model=model_ids["chat"], messages=[{"role": "user", "content": "Hi"}], max_tokens=5, temperature=0, logprobs=True, top_logprobs=3)  # type: ignore[list-item]
+    entries = answer.choices[0].logprobs.content  # type: ignore[union-attr]
+    assert entries is not None and answer.usage is not None and len(entries) == answer.usage.completion_tokens
+    for entry in entries:
+        assert entry.logprob <= 0 and len(entry.top_logprobs) == 3 and entry.top_logprobs[0].token == entry.token
+    legacy = sdk.completions.create(model=model_ids["text-generation"], prompt="Once", max_tokens=4, logprobs=2, temperature=0)
+    assert legacy.choices[0].logprobs is not None and len(legacy.choices[0].logprobs.tokens or []) == legacy.usage.completion_tokens  # type: ignore[union-attr]

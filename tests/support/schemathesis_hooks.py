@@ -1,9 +1,9 @@
 """Schemathesis hooks for the LLMOS document, loaded with ``SCHEMATHESIS_HOOKS=tests.support.schemathesis_hooks``.
 
-Deserializers turn the two non-JSON bodies into what the document describes (see ``_SSE_BODY`` in
-llmos_std/export.py): a stream into the list of its events' data, a JSON Lines body into the list of
-its lines. The check ``llmos_form_accepted`` stands in for schemathesis's ``positive_data_acceptance``,
-which expects 2xx for every schema-valid request: LLMOS refuses some schema-valid requests for
+Schemathesis validates each server-sent event against the stream's schema itself; a JSON Lines
+body is (de)serialized here as the document describes it: the list of its lines.
+
+The check ``llmos_form_accepted`` stands in for schemathesis's ``positive_data_acceptance``, which expects 2xx for every schema-valid request: LLMOS refuses some schema-valid requests for
 reasons only the server's state can know (a model's capabilities, the limits in discovery, a
 blob's content, a cursor it did not issue), always with 400 and a code saying so. What must never
 happen is a schema-valid request refused *for its form*.
@@ -16,20 +16,10 @@ from typing import Any
 
 import schemathesis
 
-from llmos_std.sse import DataEvent, SSEParser
-
 FORM_REFUSALS = ("invalid value for ", "missing required parameter: ", "unsupported parameter: ", "the body ")
 """How the reference server words a refusal by its request models (llmos_std.validation): the form the
 document's schemas describe. Refusals worded otherwise judge state the schema cannot see (the time,
 a key's PEM, a task's needs)."""
-
-
-@schemathesis.deserializer("text/event-stream")
-def events(ctx: Any, response: Any) -> list[Any]:
-    parser = SSEParser()
-    received = parser.feed(response.content)
-    parser.close()  # a stream cut inside an event is a protocol error, reported as a failed deserialization
-    return [json.loads(event.data) if isinstance(event, DataEvent) else "[DONE]" for event in received]
 
 
 @schemathesis.serializer("application/jsonl")

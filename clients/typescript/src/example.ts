@@ -68,15 +68,25 @@ async function call<P extends Path, M extends MethodOf<P>, S extends Status<P, M
   return (await (await send(op, method, path, expect, "application/json", ...args)).json()) as JsonOf<Media<P, M, S>>;
 }
 
-/** A stream or JSON Lines, decoded to what the document types it as: the events' data payloads, or the lines' values. */
-async function decoded<P extends Path, M extends MethodOf<P>, S extends Status<P, M>, T extends ("text/event-stream" | "application/jsonl") & keyof Media<P, M, S>>(
-  op: OperationId, method: M, path: P, expect: S, accept: T, ...args: Rest<P, M>
-): Promise<Media<P, M, S>[T]> {
-  const body = await (await send(op, method, path, expect, accept, ...args)).text();
-  const items = accept === "text/event-stream"
-    ? body.split("\n").filter((line) => line.startsWith("data: ")).map((line) => line.slice("data: ".length))
-    : body.split("\n").filter((line) => line.trim() !== "");
-  return items.map((item) => (item === "[DONE]" && accept === "text/event-stream" ? item : JSON.parse(item))) as Media<P, M, S>[T];
+/** JSON Lines, decoded to what the document types it as: the list of the lines' values. */
+async function lines<P extends Path, M extends MethodOf<P>, S extends Status<P, M>>(
+  op: OperationId, method: M, path: P, expect: S, ...args: Rest<P, M>
+): Promise<Media<P, M, S>["application/jsonl" & keyof Media<P, M, S>]> {
+  const body = await (await send(op, method, path, expect, "application/jsonl", ...args)).text();
+  return body.split("\n").filter((line) => line.trim() !== "").map((line) => JSON.parse(line)) as Media<P, M, S>["application/jsonl" & keyof Media<P, M, S>];
+}
+
+/** A stream's events: the document types each event ({data}); its data is JSON of the chunk type, or "[DONE]". */
+async function events<P extends Path, M extends MethodOf<P>, S extends Status<P, M>, C>(
+  op: OperationId, method: M, path: P, expect: S, ...args: Rest<P, M>
+): Promise<Array<C | "[DONE]">> {
+  const body = await (await send(op, method, path, expect, "text/event-stream", ...args)).text();
+  const typed: Array<Media<P, M, S>["text/event-stream" & keyof Media<P, M, S>]> = body.split("\n")
+    .filter((line) => line.startsWith("data: ")).map((line) => ({ data: line.slice("data: ".length) }) as Media<P, M, S>["text/event-stream" & keyof Media<P, M, S>]);
+  return typed.map((event) => {
+    const data = (event as { data: string }).data;
+    return data === "[DONE]" ? "[DONE]" : (JSON.parse(data) as C);
+  });
 }
 
 // Every operation, so that one the document adds fails tsc here until the example calls it.
@@ -219,12 +229,12 @@ async function main(): Promise<void> {
   ok("create_completion", { "prompt of 3 token ids": completed.usage.prompt_tokens === 3, "one choice": completed.choices.length === 1 });
   const chat: Schemas["ChatCompletionRequest"] = { model: chatName, messages: [{ role: "user", content: "hi" }], max_tokens: 3 };
   const answer = await call("create_chat_completion", "post", "/v1/chat/completions", 200, { json: chat });
-  const events = await decoded("create_chat_completion", "post", "/v1/chat/completions", 200, "text/event-stream", { json: { ...chat, stream: true } });
-  const chunks = events.filter((event): event is Schemas["ChatCompletionChunk"] => event !== "[DONE]" && event.object === "chat.completion.chunk");
+  const streamed = await events<"/v1/chat/completions", "post", 200, Schemas["ChatCompletionChunk"]>("create_chat_completion", "post", "/v1/chat/completions", 200, { json: { ...chat, stream: true } });
+  const chunks = streamed.filter((event): event is Schemas["ChatCompletionChunk"] => event !== "[DONE]" && event.object === "chat.completion.chunk");
   ok("create_chat_completion", {
     "assistant answer": answer.choices[0]?.message.role === "assistant" && answer.usage.completion_tokens <= 3,
-    "stream ends with data: [DONE]": events.at(-1) === "[DONE]",
-    "chunks only before it": chunks.length === events.length - 1 && chunks.every((c) => c.object === "chat.completion.chunk" && c.id === chunks[0]?.id),
+    "stream ends with data: [DONE]": streamed.at(-1) === "[DONE]",
+    "chunks only before it": chunks.length === streamed.length - 1 && chunks.every((c) => c.object === "chat.completion.chunk" && c.id === chunks[0]?.id),
   });
   const embedding: Schemas["EmbeddingRequest"] = { model: embedModel.id, input: ["a", "b"] };
   const vectors = await call("create_embedding", "post", "/v1/embeddings", 200, { json: embedding });
@@ -256,7 +266,7 @@ async function main(): Promise<void> {
   const operation = await until("get_operation", () => call("get_operation", "get", "/llmos/v1/operations/{operation_id}", 200, { path: { operation_id: started.id } }), (o) => o.status !== "running");
   ok("get_operation", { "succeeded": operation.status === "succeeded" && operation.result !== null });
   const ref = operation.result ? `${operation.result.dataset_id}@${operation.result.version}` : dataset.id;
-  const records = await decoded("export_dataset", "get", "/llmos/v1/datasets/{dataset_ref}/export", 200, "application/jsonl", { path: { dataset_ref: ref } });
+  const records = await lines("export_dataset", "get", "/llmos/v1/datasets/{dataset_ref}/export", 200, { path: { dataset_ref: ref } });
   ok("export_dataset", { "lowercased records": records.map((r) => r["text"]).join("|") === "hello world|loud cat" });
   const dropped = await call("delete_dataset", "delete", "/llmos/v1/datasets/{dataset_id}", 200, ds);
   ok("delete_dataset", { "deleted": dropped.deleted && dropped.id === dataset.id });

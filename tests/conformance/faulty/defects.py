@@ -248,6 +248,8 @@ def build_defects(switch: DefectSwitch) -> dict[str, Defect]:
         if isinstance(model, str) and model.startswith("llmos-conformance-"):
             doc["model"] = switch.resident.get("chat" if "messages" in doc else "embeddings" if "input" in doc else "text", model)
 
+    from tests.conformance.faulty.tool_defects import build_tool_defects  # it imports the helpers above
+
     defects = [
         Defect("stream_without_done", "LLMOS-STRM-001", response=_on_events(lambda es: [e for e in es if e != "[DONE]"])),
         Defect("error_event_without_done", "LLMOS-STRM-005", response=_on_events(_error_then_stop)),
@@ -277,6 +279,7 @@ def build_defects(switch: DefectSwitch) -> dict[str, Defect]:
         Defect("disconnect_ignored", "LLMOS-STRM-006", prefix="/v1/"),  # handled in the layer: the app never hears the client leave
         *(Defect(name, requirement, around=around, prefix=prefix) for name, requirement, prefix, around in around_defects()),
         *build_data_defects(),
+        *build_tool_defects(),
     ]
     return {d.name: d for d in defects}
 
