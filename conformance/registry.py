@@ -59,7 +59,7 @@ def check(name: str) -> Callable[[CheckFn], CheckFn]:
 
 def load_checks() -> dict[str, CheckSpec]:
     """Import every check module so that the registry is complete."""
-    from conformance.checks import embeddings, model_packages, security_baseline, security_standard, security_strict, tasks  # noqa: F401
+    from conformance.checks import embeddings, model_packages, responses, security_baseline, security_standard, security_strict, tasks  # noqa: F401
     from conformance.checks.core import discovery, errors, fuzzing  # noqa: F401
     from conformance.checks.data_management import datasets, isolation, pipelines, queries, statemachine as data_statemachine, versions  # noqa: F401
     from conformance.checks.inference import disconnect, generation, logprobs, overload, parameters, streaming, structured, tools  # noqa: F401

@@ -161,6 +161,7 @@ def _operation_object(op: Operation, names: dict[tuple[str, Mode], str]) -> dict
                 "type": "object",
                 "required": ["data"],
                 "properties": {
+                    "event": {"type": "string", "description": "Sent by `/v1/responses` streams: the type of the event's data."},
                     "data": {"anyOf": [
                         {"const": "[DONE]", "description": "The last event."},
                         {"type": "string", "contentMediaType": "application/json",
@@ -168,7 +169,7 @@ def _operation_object(op: Operation, names: dict[tuple[str, Mode], str]) -> dict
                     ]},
                 },
             },
-            "examples": {f"{op.id}_event_{i}": {"summary": f"Event {i + 1} of {len(events)} of one stream.", "value": {"data": data}} for i, data in enumerate(events)},
+            "examples": {f"{op.id}_event_{i:02d}": {"summary": f"Event {i + 1} of {len(events)} of one stream.", "value": _sse_event(data)} for i, data in enumerate(events)},
         }
     responses: dict[str, Any] = {str(op.status): success}
     by_status: dict[int, list[str]] = {}
@@ -237,6 +238,12 @@ def _examples(name: str, value: Any, summary: str | None) -> dict[str, Any]:
     if value is None:
         raise ExportError(f"{name}: the example lacks this part")
     return {name: {"value": value, **({"summary": summary} if summary else {})}}
+
+
+def _sse_event(data: str) -> dict[str, str]:
+    """An example event; Responses events carry their type on an ``event:`` line too."""
+    kind = json.loads(data).get("type") if data != "[DONE]" else None
+    return {"event": kind, "data": data} if isinstance(kind, str) and "." in kind else {"data": data}
 
 
 def _jsonl_of(request: Any) -> str:

@@ -54,6 +54,7 @@ from llmos_std.security import (
     TrustedSignerList,
 )
 from llmos_std.query import QueryRequest
+from llmos_std.responses import ResponseCreateRequest, ResponseObject, ResponseStreamEvent
 from llmos_std.tasks import TaskChunk, TaskList, TaskRequest, TaskResponse
 
 Method = Literal["GET", "HEAD", "POST", "PUT", "DELETE"]
@@ -133,6 +134,7 @@ _GEN_REQUIREMENTS = (
     "LLMOS-INF-007", "LLMOS-INF-008", "LLMOS-INF-010", "LLMOS-INF-012", "LLMOS-INF-013", "LLMOS-STRM-001", "LLMOS-STRM-002",
     "LLMOS-STRM-003", "LLMOS-STRM-004", "LLMOS-STRM-005", "LLMOS-PARAM-001", "LLMOS-PARAM-002", "LLMOS-PARAM-003",
 )
+_TOOL_REQUIREMENTS = tuple(f"LLMOS-TOOL-00{i}" for i in range(1, 6)) + tuple(f"LLMOS-SO-00{i}" for i in range(1, 5))
 M = f"{LLMOS_BASE}/models/{{name}}"
 V = f"{M}/versions/{{version}}"
 D = f"{LLMOS_BASE}/datasets/{{dataset_id}}"
@@ -147,10 +149,12 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("retrieve_model", "GET", "/v1/models/{model}", "One servable model by id (OpenAI-compatible; the id may contain `/`).", "core", "models:read", ("LLMOS-MOD-005",), response=ModelObject, errors=("model_not_found",)),
     Operation("list_models", "GET", "/v1/models", "Servable models with LLMOS fields.", "core", "models:read", ("LLMOS-MOD-001",), response=ModelList),
     # inference
-    Operation("create_completion", "POST", "/v1/completions", "Text completion (OpenAI-compatible).", "inference", "inference", _GEN_REQUIREMENTS, request=CompletionRequest, request_body="json", response=CompletionResponse, stream_chunk=CompletionChunk, errors=_GEN_ERRORS, names_serving_model=True, capability="text-generation"),
-    Operation("create_chat_completion", "POST", "/v1/chat/completions", "Chat completion (OpenAI-compatible).", "inference", "inference", (*_GEN_REQUIREMENTS, "LLMOS-INF-009"), request=ChatCompletionRequest, request_body="json", response=ChatCompletionResponse, stream_chunk=ChatCompletionChunk, errors=_GEN_ERRORS, names_serving_model=True, capability="chat"),
+    Operation("create_completion", "POST", "/v1/completions", "Text completion (OpenAI-compatible).", "inference", "inference", (*_GEN_REQUIREMENTS, "LLMOS-LOGP-002"), request=CompletionRequest, request_body="json", response=CompletionResponse, stream_chunk=CompletionChunk, errors=_GEN_ERRORS, names_serving_model=True, capability="text-generation"),
+    Operation("create_chat_completion", "POST", "/v1/chat/completions", "Chat completion (OpenAI-compatible).", "inference", "inference", (*_GEN_REQUIREMENTS, "LLMOS-INF-009", *_TOOL_REQUIREMENTS, "LLMOS-LOGP-001"), request=ChatCompletionRequest, request_body="json", response=ChatCompletionResponse, stream_chunk=ChatCompletionChunk, errors=(*_GEN_ERRORS, "schema_unsupported"), names_serving_model=True, capability="chat"),
     # embeddings
     Operation("create_embedding", "POST", "/v1/embeddings", "Embeddings (OpenAI-compatible).", "embeddings", "inference", ("LLMOS-EMB-001", "LLMOS-EMB-002", "LLMOS-EMB-003", "LLMOS-EMB-004", "LLMOS-EMB-006", "LLMOS-INF-013", "LLMOS-PARAM-001", "LLMOS-PARAM-002", "LLMOS-PARAM-003"), request=EmbeddingRequest, request_body="json", response=EmbeddingResponse, errors=(*_MODEL_ERRORS, "unsupported_parameter", "limit_exceeded", "context_length_exceeded", "engine_error", "not_ready"), names_serving_model=True, capability="embeddings"),
+    # responses
+    Operation("create_response", "POST", "/v1/responses", "Create a model response (Open Responses, stateless).", "responses", "inference", ("LLMOS-RESP-001", "LLMOS-RESP-002", "LLMOS-RESP-003", "LLMOS-RESP-004", "LLMOS-RESP-005", "LLMOS-INF-013"), request=ResponseCreateRequest, request_body="json", response=ResponseObject, stream_chunk=ResponseStreamEvent, errors=(*_GEN_ERRORS, "schema_unsupported"), names_serving_model=True, capability="chat"),
     # tasks
     Operation("list_tasks", "GET", f"{LLMOS_BASE}/tasks", "Offered tasks and the models that run them.", "tasks", "tasks", ("LLMOS-TASK-004",), response=TaskList),
     Operation("run_task", "POST", f"{LLMOS_BASE}/tasks/{{task}}", "Run a standard task over one input or a batch.", "tasks", "tasks", ("LLMOS-TASK-001", "LLMOS-TASK-002", "LLMOS-TASK-003", "LLMOS-TASK-005", "LLMOS-TASK-006", "LLMOS-TASK-007", "LLMOS-TASK-008", "LLMOS-TASK-009"), request=TaskRequest, request_body="json", response=TaskResponse, stream_chunk=TaskChunk, names_serving_model=True, errors=("task_not_found", *_MODEL_ERRORS, "unsupported_parameter", "limit_exceeded", "context_length_exceeded", "engine_error"), capability="tasks"),

@@ -22,7 +22,7 @@ from reference_impl.audit import AuditLog
 from reference_impl.keys import KeyStore
 from reference_impl.ratelimit import RateLimiter
 from reference_impl.registry import InstalledVersion, Registry
-from reference_impl.routes import core, data, embeddings, inference, management, security, tasks
+from reference_impl.routes import core, data, embeddings, inference, management, responses, security, tasks
 from reference_impl.datastore import DataStore
 from reference_impl.derive import Operations
 from reference_impl.runtime import Closable, Loader, Runtime
@@ -33,6 +33,7 @@ log = logging.getLogger("llmos.app")
 
 HANDLERS: dict[str, Handler] = {
     **core.HANDLERS, **inference.HANDLERS, **embeddings.HANDLERS, **management.HANDLERS, **security.HANDLERS, **tasks.HANDLERS, **data.HANDLERS,
+    **responses.HANDLERS,
 }
 
 

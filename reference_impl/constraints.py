@@ -1,16 +1,19 @@
 """Constrained decoding: grammars for structured outputs and tool calls, and the per-row matcher
 the batcher consults at every step (LLMOS-SO-001..004, LLMOS-TOOL-001..003).
 
-Engine: llguidance (PyPI ``llguidance``), chosen over xgrammar and outlines-core after trying all
-three on this CPU-only machine:
-- it computes each step's token mask lazily from the current parser state (tens of microseconds
-  for the schemas here), where outlines-core compiles an index of the whole schema up front (slow
-  and memory-hungry for wide schemas) and xgrammar's CPU path needs a per-vocabulary compile first;
-- its JSON Schema coverage is the broadest of the three (anyOf, $ref/$defs, pattern, bounds,
-  formats) and it *reports* what it cannot enforce, which is how a server refuses a schema
-  (``schema_unsupported``) instead of answering it unconstrained;
-- one abi3 wheel, no torch or CUDA dependency: masks come back as bytes and the batcher (the only
-  torch code) turns them into a boolean mask.
+Engine: llguidance (PyPI ``llguidance``). Measured on this 2-core CPU with SmolLM2-135M's 49,152-token
+vocabulary (llguidance 1.9.1, xgrammar 0.2.9, outlines-core 0.2.14; bench/grammar_engines.py):
+- per-schema cost before the first mask, a 4-property object: llguidance 2.6 ms, xgrammar 9.7 ms,
+  outlines-core 54 ms; with a pattern, a union and nested arrays of objects: 2.5 ms, 61 ms, 515 ms
+  (outlines-core compiles the whole schema into one regex index up front; llguidance parses lazily);
+- per-step mask: 18 us, 1.0 us, 0.5 us, all negligible beside a ~50 ms decode step;
+- setup once per model (tokenizer tables): 0.49 s, 0.22 s, 0.51 s.
+Per-request compile cost is what a server pays for every new schema, and there llguidance wins by
+an order of magnitude. It also *reports* what it cannot enforce (look-around in a pattern...), which
+is how a server refuses a schema with ``schema_unsupported`` instead of answering unconstrained; its
+JSON Schema coverage is the broadest of the three (anyOf, $ref/$defs, pattern, bounds, formats); and
+it is one abi3 wheel without torch or an extra native runtime (xgrammar needs apache-tvm-ffi): masks
+come back as bytes and the batcher, the only torch code, turns them into a boolean mask.
 The JSON it admits is compact (no insignificant whitespace): a 135M model then cannot wander in
 whitespace until ``max_tokens`` runs out, and a call's text has one fixed prefix to read the name from.
 """

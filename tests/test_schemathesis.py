@@ -3,7 +3,7 @@ server on tiny models (issue 11, item 6).
 
 Bounded: 5 examples per operation and phase, one worker, fixed seed. Every check schemathesis has
 runs, except ``positive_data_acceptance``, replaced by ``llmos_form_accepted`` for the reason given
-in tests/support/schemathesis_hooks.py. On this 2-core machine the run takes about two minutes.
+in tests/support/schemathesis_hooks.py. On this 2-core machine the run takes about two minutes (125 s for 43 operations, 26,886 cases).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+from llmos_std.operations import OPERATIONS
 
 from reference_impl.settings import Settings
 from tests.support.server import running_server
@@ -33,4 +35,4 @@ def test_schemathesis_finds_no_failure(tmp_path: Path, tiny_llama_dir: Path, tin
     # Reproduction lines can hold whole manifests: cut every line so that the failures themselves show.
     summary = "\n".join(line[:240] for line in result.stdout.splitlines())[-8000:]
     assert result.returncode == 0, summary + result.stderr[-2000:]
-    assert "Tested: 42" in result.stdout or "42/42" in result.stdout, summary  # every operation was reached
+    assert f"Tested: {len(OPERATIONS)}" in result.stdout, summary  # every operation was reached

@@ -21,7 +21,7 @@ from reference_impl.http import Context, Handler, wire_json
 from reference_impl.settings import Settings
 from reference_impl.tasks import offered_tasks
 
-SERVED_PROFILES: tuple[ProfileName, ...] = ("core", "inference", "embeddings", "tasks", "model-management", "model-packages", "data-management")
+SERVED_PROFILES: tuple[ProfileName, ...] = ("core", "inference", "embeddings", "responses", "tasks", "model-management", "model-packages", "data-management")
 KEYED_PROFILES: tuple[ProfileName, ...] = ("security-baseline", "security-standard")
 TRUST_OPERATIONS = ("list_trusted_signers", "add_trusted_signer", "remove_trusted_signer")
 """Claimed only when the server needs keys: a keyless local server claims no security profile."""

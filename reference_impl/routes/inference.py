@@ -100,10 +100,7 @@ def _chat_prompt(model: TextModel, body: ChatCompletionRequest, capabilities: li
         raise LLMOSError("invalid_value", str(exc), param="messages") from None
 
 
-def _lease_text_model(ctx: Context, capability: str) -> tuple[Lease, TextModel]:
-    body = ctx.body
-    if not isinstance(body, (ChatCompletionRequest, CompletionRequest)):
-        raise LLMOSError("invalid_request", "unexpected body")
+def _lease_text_model(ctx: Context, body: SamplingRequest, capability: str) -> tuple[Lease, TextModel]:
     lease = ctx.state.runtime.acquire(body.model)
     model = lease.model
     if not isinstance(model, TextModel) or capability not in served_capabilities(lease.version.manifest):
@@ -112,8 +109,21 @@ def _lease_text_model(ctx: Context, capability: str) -> tuple[Lease, TextModel]:
     return lease, model
 
 
-async def _respond(ctx: Context, body: SamplingRequest, operation: str, capability: str, *, chat: bool) -> Response:
-    lease, model = _lease_text_model(ctx, capability)
+@dataclass
+class Prepared:
+    """A request checked and planned: the leased model, its jobs, and the grammar they decode under."""
+
+    lease: Lease
+    model: TextModel
+    jobs: list[Job]
+    prompt_tokens: int
+    structure: Structure | None
+    top_logprobs: int | None
+
+
+def _prepare(ctx: Context, body: SamplingRequest, operation: str, capability: str, *, chat: bool) -> Prepared:
+    """Lease, check and plan; the lease is released here on any refusal and by the caller otherwise."""
+    lease, model = _lease_text_model(ctx, body, capability)
     structure: Structure | None = None
     try:
         manifest = lease.version.manifest
@@ -135,6 +145,18 @@ async def _respond(ctx: Context, body: SamplingRequest, operation: str, capabili
     except BaseException:
         lease.release()
         raise
+    return Prepared(lease, model, jobs, prompt_tokens, structure, top_logprobs)
+
+
+def prepare_chat(ctx: Context, body: ChatCompletionRequest) -> Prepared:
+    """A chat request planned as the chat route plans it (the Responses route speaks through it)."""
+    return _prepare(ctx, body, CHAT, "chat", chat=True)
+
+
+async def _respond(ctx: Context, body: SamplingRequest, operation: str, capability: str, *, chat: bool) -> Response:
+    prepared = _prepare(ctx, body, operation, capability, chat=chat)
+    lease, model, jobs, prompt_tokens, structure, top_logprobs = (
+        prepared.lease, prepared.model, prepared.jobs, prepared.prompt_tokens, prepared.structure, prepared.top_logprobs)
     meta: dict[str, Any] = {
         "id": ("chatcmpl-" if chat else "cmpl-") + secrets.token_hex(12),
         "created": int(time.time()),

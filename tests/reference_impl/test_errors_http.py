@@ -85,7 +85,7 @@ def test_discovery_health_and_models_are_valid(client: httpx.Client) -> None:
     files = schema_files()
     discovery = client.get("/.well-known/llmos")
     jsonschema.Draft202012Validator(files["DiscoveryDocument.json"]).validate(discovery.json())
-    assert set(discovery.json()["profiles"]) == {"core", "inference", "embeddings", "tasks", "model-management", "model-packages", "data-management"}
+    assert set(discovery.json()["profiles"]) == {"core", "inference", "embeddings", "responses", "tasks", "model-management", "model-packages", "data-management"}
     for path in ("/llmos/v1/health/live", "/llmos/v1/health/ready"):
         health = client.get(path)
         assert health.status_code == 200 and health.json()["status"] == "ok"

@@ -145,3 +145,35 @@ def test_logprobs_through_the_sdk(server: RunningServer, model_ids: dict[str, st
         assert entry.logprob <= 0 and len(entry.top_logprobs) == 3 and entry.top_logprobs[0].token == entry.token
     legacy = sdk.completions.create(model=model_ids["text-generation"], prompt="Once", max_tokens=4, logprobs=2, temperature=0)
     assert legacy.choices[0].logprobs is not None and len(legacy.choices[0].logprobs.tokens or []) == legacy.usage.completion_tokens  # type: ignore[union-attr]
+
+
+def test_responses_create_stream_and_function_call_round_trip(server: RunningServer, model_ids: dict[str, str]) -> None:
+    import json
+
+    sdk = _sdk(server)
+    answer = sdk.responses.create(model=model_ids["chat"], input="Say hello.", instructions="Be brief.", max_output_tokens=8, temperature=0)
+    assert answer.status in ("completed", "incomplete") and answer.output[0].type == "message"
+    assert answer.usage is not None and answer.usage.total_tokens == answer.usage.input_tokens + answer.usage.output_tokens
+    # The SDK's stream helper wants response.completed: a schema-bound answer completes on a random model too.
+    boolean = {"format": {"type": "json_schema", "name": "yes_no", "schema": {"type": "boolean"}, "strict": True}}
+    whole = sdk.responses.create(model=model_ids["chat"], input="Is it sunny?", text=boolean, max_output_tokens=8, temperature=0)  # type: ignore[arg-type]
+    with sdk.responses.stream(model=model_ids["chat"], input="Is it sunny?", text=boolean, max_output_tokens=8, temperature=0) as stream:  # type: ignore[arg-type]
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert kinds[0] == "response.created" and kinds[-1] == "response.completed" and whole.status == "completed"
+    assert final.output_text == whole.output_text and final.output_text in ("true", "false")
+    tool = {"type": "function", "name": "get_weather", "parameters": WEATHER["function"]["parameters"], "strict": True}
+    called = sdk.responses.create(model=model_ids["chat"], input="Weather in Paris?", tools=[tool], tool_choice="required", max_output_tokens=100, temperature=0)  # type: ignore[list-item]
+    call = next(item for item in called.output if item.type == "function_call")
+    assert call.name == "get_weather" and set(json.loads(call.arguments)) == {"city", "days"}  # type: ignore[union-attr]
+    follow = sdk.responses.create(model=model_ids["chat"], tools=[tool], max_output_tokens=4, temperature=0, input=[  # type: ignore[list-item]
+        {"role": "user", "content": "Weather in Paris?"},
+        {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},  # type: ignore[union-attr]
+        {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"},  # type: ignore[union-attr]
+    ])
+    assert follow.status in ("completed", "incomplete")
+    try:
+        sdk.responses.create(model=model_ids["chat"], input="hi", previous_response_id=follow.id)
+        raise AssertionError("a stateless server continued a response")
+    except openai.BadRequestError as exc:
+        assert exc.code == "unsupported_parameter" and exc.param == "previous_response_id"

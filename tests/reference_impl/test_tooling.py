@@ -14,7 +14,7 @@ from llmos_std.inference import ChatCompletionRequest
 
 from reference_impl.constraints import ConstraintError, Grammar, call_grammar, json_grammar
 from reference_impl.engine import SamplingParams, TextModel, load_text_model
-from reference_impl.tooling import CallStream, plan_structure, read_call
+from reference_impl.tooling import CallStream, chat_messages, plan_structure, read_call
 
 TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string", "maxLength": 6}}, "required": ["city"], "additionalProperties": False}}}
@@ -105,3 +105,24 @@ def test_a_required_call_is_a_call_of_a_listed_tool(model: TextModel) -> None:
     call = read_call(text, complete=reason == "stop")
     assert reason == "stop" and call is not None and call[0] == "get_weather"
     jsonschema.validate(json.loads(call[1]), parameters)
+
+
+def _history() -> ChatCompletionRequest:
+    return ChatCompletionRequest.model_validate({**CHAT, "tools": [TOOL], "messages": [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sun"},
+    ]})
+
+
+def test_a_template_that_takes_tools_gets_them_and_the_history_as_is() -> None:
+    messages, tools = chat_messages(_history(), lambda content, param: content or "", template_takes_tools=True)
+    assert tools == [TOOL["function"]]
+    assert messages[1]["tool_calls"][0]["function"]["name"] == "get_weather" and messages[2] == {"role": "tool", "tool_call_id": "call_1", "content": "sun"}
+
+
+def test_without_such_a_template_tools_and_results_become_plain_messages() -> None:
+    messages, tools = chat_messages(_history(), lambda content, param: content or "", template_takes_tools=False)
+    assert tools is None and messages[0]["role"] == "system" and '"name":"get_weather"' in messages[0]["content"]
+    assert messages[2] == {"role": "assistant", "content": '{"name":"get_weather","arguments":{"city":"Paris"}}'}
+    assert messages[3] == {"role": "user", "content": "Result of get_weather (call_1): sun"}

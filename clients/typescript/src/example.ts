@@ -92,7 +92,7 @@ async function events<P extends Path, M extends MethodOf<P>, S extends Status<P,
 // Every operation, so that one the document adds fails tsc here until the example calls it.
 const EVERY_OPERATION: Record<OperationId, Schemas["DiscoveryDocument"]["profiles"][number]> = {
   get_discovery: "core", get_health_live: "core", get_health_ready: "core", get_openapi: "core", list_models: "core", retrieve_model: "core",
-  create_completion: "inference", create_chat_completion: "inference", create_embedding: "embeddings", list_tasks: "tasks", run_task: "tasks",
+  create_completion: "inference", create_chat_completion: "inference", create_embedding: "embeddings", create_response: "responses", list_tasks: "tasks", run_task: "tasks",
   list_managed_models: "model-management", get_managed_model: "model-management", get_model_version: "model-management",
   load_model_version: "model-management", unload_model_version: "model-management", activate_model_version: "model-management",
   rollback_model: "model-management", head_blob: "model-packages", put_blob: "model-packages", install_package: "model-packages",
@@ -239,6 +239,13 @@ async function main(): Promise<void> {
   const embedding: Schemas["EmbeddingRequest"] = { model: embedModel.id, input: ["a", "b"] };
   const vectors = await call("create_embedding", "post", "/v1/embeddings", 200, { json: embedding });
   ok("create_embedding", { "one vector per input": vectors.data.map((d) => d.index).join() === "0,1" });
+  const request: Schemas["ResponseCreateRequest"] = { model: chatName, input: "hi", max_output_tokens: 3 };
+  const responded = await call("create_response", "post", "/v1/responses", 200, { json: request });
+  ok("create_response", {
+    "a response": responded.object === "response" && ["completed", "incomplete"].includes(responded.status),
+    "one message": responded.output.length === 1 && responded.output[0]?.type === "message",
+    "usage adds up": responded.usage !== undefined && responded.usage !== null && responded.usage.total_tokens === responded.usage.input_tokens + responded.usage.output_tokens,
+  });
   const tasks = await call("list_tasks", "get", "/llmos/v1/tasks", 200);
   ok("list_tasks", { "summarize offered by the chat model": tasks.data.some((t) => t.name === "summarize" && t.models.includes(chatName)) });
   const summary: Schemas["TaskRequest"] = { model: chatName, input: "The cat slept in the sun by the window all day.", max_tokens: 4 };

@@ -49,18 +49,21 @@ def first_characters(schema: Any) -> set[str] | None:
 
 
 def judge_content(exchange: Exchange, answer: dict[str, Any], schema: Any, what: str) -> bool:
-    """Whether the answer counted (not cut by length); raises when content breaks the schema.
+    """Whether the chat answer counted (not cut by length); raises when its content breaks the schema."""
+    choice = answer["choices"][0]
+    return judge_json_text(exchange, choice["message"].get("content"), schema, what, cut=choice.get("finish_reason") == "length")
+
+
+def judge_json_text(exchange: Exchange, content: Any, schema: Any, what: str, *, cut: bool) -> bool:
+    """Whether a complete answer was judged; raises when it breaks the schema.
 
     A cut answer need not parse, but it is still the beginning of a valid one: its first character
     is one a valid JSON text can begin with (free text from a server that ignored the schema is not)."""
-    choice = answer["choices"][0]
-    if choice.get("finish_reason") == "length":
-        content = choice["message"].get("content") or ""
+    if cut:
         allowed = first_characters(schema)
-        if allowed is not None and content and content[0] not in allowed:
-            raise CheckFailed(f"{what}: content cut by length still beginning a valid JSON text ({''.join(sorted(allowed))})", repr(content)[:300], exchange=exchange)
+        if allowed is not None and isinstance(content, str) and content and content[0] not in allowed:
+            raise CheckFailed(f"{what}: content cut short still beginning a valid JSON text ({''.join(sorted(allowed))})", repr(content)[:300], exchange=exchange)
         return False
-    content = choice["message"].get("content")
     try:
         value = json.loads(content) if isinstance(content, str) else None
     except ValueError:

@@ -25,7 +25,7 @@ from tests.conformance.faulty.security_defects import build_security_defects
 Headers = list[tuple[bytes, bytes]]
 RequestRewrite = Callable[[str, dict[str, str], bytes], tuple[dict[str, str], bytes]]
 ResponseRewrite = Callable[[str, dict[str, Any] | None, int, Headers, bytes], tuple[int, Headers, bytes]]
-INFERENCE_PATHS = ("/v1/completions", "/v1/chat/completions", "/v1/embeddings")
+INFERENCE_PATHS = ("/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/v1/responses")
 
 
 @dataclass(frozen=True)
