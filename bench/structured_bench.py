@@ -1,9 +1,11 @@
 """What the constrained-decoding mask costs: output tokens/s with and without a JSON schema, side by side.
 
 Usage: .venv/bin/python bench/structured_bench.py BASE_URL MODEL [--requests 16] [--max-tokens 32] [--runs 3]
-Each level sends the same prompts plain and with ``response_format`` a long-string schema (the mask
-is applied at every step but never ends the answer early), alternating, and prints the medians of
-``--runs`` runs and their ratio.
+Each level sends the same prompts plain and with ``response_format`` a string of at least 4,000
+characters, alternating, and prints the medians of ``--runs`` runs and their ratio. The minimum
+length matters: a schema the model can satisfy early ends answers early, batches thin out, and the
+ratio then measures shorter answers rather than the mask (a plain ``string`` schema gave 0.67 at c=4
+for that reason; with ``minLength`` every answer runs to ``max_tokens`` and only the mask differs).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-SCHEMA = {"type": "json_schema", "json_schema": {"name": "text", "strict": True, "schema": {"type": "string"}}}
+SCHEMA = {"type": "json_schema", "json_schema": {"name": "text", "strict": True, "schema": {"type": "string", "minLength": 4000}}}
 PROMPTS = ["Tell me about Paris.", "Describe the sea.", "Write about a cat.", "Explain the rain."]
 
 
