@@ -54,6 +54,17 @@ def ok_json(exchange: Exchange, schema: str | None = None, status: int = 200) ->
     return body
 
 
+def error_code(exchange: Exchange) -> str | None:
+    """The envelope's ``code``, or None when the body is not an error envelope."""
+    try:
+        body = exchange.json()
+    except CheckFailed:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
+
+
 def expect_error(exchange: Exchange, codes: tuple[str, ...], *, param: str | None = None, param_prefix: bool = False) -> dict[str, Any]:
     """The response is an error envelope with one of ``codes`` at the code's bound status."""
     statuses = sorted({ERROR_CODES[c].status for c in codes})

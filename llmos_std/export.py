@@ -154,7 +154,7 @@ def _operation_object(op: Operation, names: dict[tuple[str, Mode], str]) -> dict
             "examples": _examples(op.id, [json.loads(line) for line in (example.response_text or "").splitlines() if line.strip()], None),
         }}
     if op.stream_chunk is not None:
-        events = [json.dumps(event, separators=(",", ":"), ensure_ascii=False) for event in example.stream or []] + ["[DONE]"]
+        events = [*(_sse_event(event) for event in example.stream or []), {"data": "[DONE]"}]
         success.setdefault("content", {})["text/event-stream"] = {
             "schema": {
                 "description": _SSE_BODY,
@@ -169,7 +169,7 @@ def _operation_object(op: Operation, names: dict[tuple[str, Mode], str]) -> dict
                     ]},
                 },
             },
-            "examples": {f"{op.id}_event_{i:02d}": {"summary": f"Event {i + 1} of {len(events)} of one stream.", "value": _sse_event(data)} for i, data in enumerate(events)},
+            "examples": {f"{op.id}_event_{i:02d}": {"summary": f"Event {i + 1} of {len(events)} of one stream.", "value": event} for i, event in enumerate(events)},
         }
     responses: dict[str, Any] = {str(op.status): success}
     by_status: dict[int, list[str]] = {}
@@ -240,9 +240,10 @@ def _examples(name: str, value: Any, summary: str | None) -> dict[str, Any]:
     return {name: {"value": value, **({"summary": summary} if summary else {})}}
 
 
-def _sse_event(data: str) -> dict[str, str]:
-    """An example event; Responses events carry their type on an ``event:`` line too."""
-    kind = json.loads(data).get("type") if data != "[DONE]" else None
+def _sse_event(payload: Any) -> dict[str, str]:
+    """An example event as the stream sends it; Responses events carry their type on an ``event:`` line too."""
+    data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    kind = payload.get("type") if isinstance(payload, dict) else None
     return {"event": kind, "data": data} if isinstance(kind, str) and "." in kind else {"data": data}
 
 

@@ -27,20 +27,22 @@ _MAX_INTEGRAL_PASSES = 8
 """Each pass fixes every integral float pydantic reports; a union can hide a deeper one for one more pass."""
 
 
-def validate_json_body(target: type[BaseModel] | TypeAdapter[Any], raw: Any) -> Any:
+def validate_json_body(target: type[BaseModel] | TypeAdapter[Any], raw: Any, text: bytes | str | None = None) -> Any:
     """Validate a parsed JSON body with JSON Schema's number model: ``3.0`` is an integer.
 
     JSON has one number type, and JSON Schema's ``integer`` accepts any number with a zero
     fraction; Python's encoder writes ``3.0`` for a float that holds 3. Strict pydantic refuses it,
     so an ``int_type`` failure on an integral float is mended to the int and validated again; any
-    other failure (``3.5``, ``"3"``, ``true``) stands. ``raw`` itself is left as it was.
+    other failure (``3.5``, ``"3"``, ``true``) stands. ``raw`` itself is left as it was. ``text`` is
+    the body as received, when the caller has it: the first pass reads it instead of encoding ``raw``.
     """
     copied = False
     for _ in range(_MAX_INTEGRAL_PASSES):
+        document = text if text is not None and not copied else json.dumps(raw)
         try:
             if isinstance(target, TypeAdapter):
-                return target.validate_json(json.dumps(raw))
-            return target.model_validate_json(json.dumps(raw))
+                return target.validate_json(document)
+            return target.model_validate_json(document)
         except ValidationError as exc:
             mended = False
             for error in exc.errors(include_url=False):

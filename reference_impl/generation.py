@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from llmos_std.errors import LLMOSError
-from llmos_std.inference import ChatCompletionRequest, CompletionRequest
+from llmos_std.inference import ChatCompletionRequest, CompletionRequest, FinishReason
 from llmos_std.manifest import PackageManifest
 from llmos_std.parameters import gated_fields_in_use
 
 from reference_impl.capabilities import served_capabilities
-from reference_impl.engine import Delta, EngineError, Grammar, Prompt, PromptTooLong, SamplingParams, TextModel
+from reference_impl.engine import Delta, EngineError, Grammar, Prompt, PromptTooLong, SamplingParams, TextModel, TokenLogprob
 from reference_impl.settings import Settings
 
 SamplingRequest = ChatCompletionRequest | CompletionRequest
@@ -139,6 +139,31 @@ async def merged(model: TextModel, jobs: list[Job], *, chat: bool) -> AsyncItera
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@dataclass
+class Answers:
+    """Every job's whole answer, by choice index: what the unstreamed routes build their bodies from."""
+
+    texts: dict[int, str]
+    logprobs: dict[int, list[TokenLogprob]]
+    reasons: dict[int, FinishReason]
+    completion_tokens: int
+
+
+async def collect(model: TextModel, jobs: list[Job], *, chat: bool) -> Answers:
+    """Run the jobs to the end; an engine failure becomes the standard's error."""
+    answers = Answers({job.index: "" for job in jobs}, {job.index: [] for job in jobs}, {}, 0)
+    try:
+        async for index, delta in merged(model, jobs, chat=chat):
+            answers.texts[index] += delta.text
+            answers.logprobs[index] += delta.logprobs
+            if delta.finish_reason is not None:
+                answers.reasons[index] = delta.finish_reason
+                answers.completion_tokens += delta.completion_tokens
+    except EngineError as exc:
+        raise engine_failure(exc) from None
+    return answers
 
 
 def engine_failure(exc: BaseException) -> LLMOSError:

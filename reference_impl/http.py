@@ -124,7 +124,7 @@ async def _json_body(request: Request, op: Operation) -> tuple[BaseModel | None,
     if op.request is None or op.body_error_code is not None:
         return None, raw
     try:
-        return validate_json_body(op.request, raw), raw
+        return validate_json_body(op.request, raw, data), raw
     except ValidationError as exc:
         raise error_from_validation(exc) from None
 

@@ -38,8 +38,8 @@ from llmos_std.operations import MODEL_DIGEST_HEADER
 from llmos_std.parameters import CHAT, COMPLETION
 
 from reference_impl.capabilities import served_capabilities
-from reference_impl.engine import ChatTemplateError, Delta, EngineError, TextModel, TokenLogprob
-from reference_impl.generation import Job, SamplingRequest, check_request, check_token_ids, engine_failure, merged, plan_jobs, requested_logprobs
+from reference_impl.engine import ChatTemplateError, Delta, EngineError, TextModel
+from reference_impl.generation import Job, SamplingRequest, check_request, check_token_ids, collect, engine_failure, merged, plan_jobs, requested_logprobs
 from reference_impl.token_logprobs import chat_entries, completion_logprobs
 from reference_impl.tooling import CallStream, Structure, chat_messages, enforceable, new_call_id, plan_structure, tool_calls
 from reference_impl.http import Context, Handler, wire_json
@@ -171,38 +171,27 @@ async def _respond(ctx: Context, body: SamplingRequest, operation: str, capabili
         stream = _stream(model, jobs, prompt_tokens, meta, options, lease, chat=chat)
         return StreamingResponse(stream, media_type="text/event-stream", headers={**headers, "Cache-Control": "no-cache"})
     try:
-        texts: dict[int, list[str]] = {job.index: [] for job in jobs}
-        entries: dict[int, list[TokenLogprob]] = {job.index: [] for job in jobs}
-        reasons: dict[int, FinishReason] = {}
-        completion_tokens = 0
-        try:
-            async for index, delta in merged(model, jobs, chat=chat):
-                texts[index].append(delta.text)
-                entries[index] += delta.logprobs
-                if delta.finish_reason is not None:
-                    reasons[index] = delta.finish_reason
-                    completion_tokens += delta.completion_tokens
-        except EngineError as exc:
-            raise engine_failure(exc) from None
+        answers = await collect(model, jobs, chat=chat)
     finally:
         lease.release()
+    completion_tokens = answers.completion_tokens
     usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, total_tokens=prompt_tokens + completion_tokens)
-    order = sorted(texts)
+    order = sorted(answers.texts)
     result: BaseModel
     if chat:
         choices = []
         for i in order:
-            text, reason = "".join(texts[i]), reasons[i]
+            text, reason = answers.texts[i], answers.reasons[i]
             made = tool_calls(text, complete=reason == "stop", call_id=new_call_id()) if calls else None
             reply = AssistantReply(role="assistant", content=None if made else text, tool_calls=made)
-            logprobs = ChatLogprobs(content=chat_entries(entries[i], model.token_text)) if top_logprobs is not None else None
+            logprobs = ChatLogprobs(content=chat_entries(answers.logprobs[i], model.token_text)) if top_logprobs is not None else None
             choices.append(ChatChoice(index=i, message=reply, finish_reason="tool_calls" if made and reason == "stop" else reason, logprobs=logprobs))
         result = ChatCompletionResponse(choices=choices, usage=usage, **meta)
     else:
         text_choices = []
         for i in order:
-            legacy = completion_logprobs(entries[i], model.token_text, 0)[0] if top_logprobs is not None else None
-            text_choices.append(CompletionChoice(index=i, text="".join(texts[i]), finish_reason=reasons[i], logprobs=legacy))
+            legacy = completion_logprobs(answers.logprobs[i], model.token_text, 0)[0] if top_logprobs is not None else None
+            text_choices.append(CompletionChoice(index=i, text=answers.texts[i], finish_reason=answers.reasons[i], logprobs=legacy))
         result = CompletionResponse(choices=text_choices, usage=usage, **meta)
     return wire_json(result, headers=headers)
 

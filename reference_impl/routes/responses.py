@@ -46,7 +46,7 @@ from llmos_std.responses import (
 from llmos_std.validation import error_from_validation
 
 from reference_impl.engine import EngineError
-from reference_impl.generation import engine_failure, merged
+from reference_impl.generation import collect, engine_failure, merged
 from reference_impl.http import Context, Handler, wire_json
 from reference_impl.routes.inference import Prepared, prepare_chat
 from reference_impl.tooling import CallStream, read_call
@@ -178,16 +178,12 @@ async def create_response(ctx: Context) -> Response:
     ids = (_new_id("msg"), _new_id("call"))
     if body.stream:
         return StreamingResponse(_events(prepared, build, calls, ids), media_type="text/event-stream", headers={**headers, "Cache-Control": "no-cache"})
-    text, reason, output_tokens = "", "stop", 0
     try:
-        async for _index, delta in merged(prepared.model, prepared.jobs, chat=True):
-            text += delta.text
-            if delta.finish_reason is not None:
-                reason, output_tokens = delta.finish_reason, delta.completion_tokens
-    except EngineError as exc:
-        raise engine_failure(exc) from None
+        answers = await collect(prepared.model, prepared.jobs, chat=True)
     finally:
         prepared.lease.release()
+    (index,) = answers.texts  # a response has one choice
+    text, reason, output_tokens = answers.texts[index], answers.reasons[index], answers.completion_tokens
     usage = ResponseUsage(input_tokens=prepared.prompt_tokens, output_tokens=output_tokens, total_tokens=prepared.prompt_tokens + output_tokens)
     item = _item(text, reason, calls, ids)
     return wire_json(build.response("incomplete" if reason == "length" else "completed", [item], usage, reason=reason), headers=headers)

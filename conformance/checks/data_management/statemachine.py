@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
 from hypothesis import strategies as st
-from hypothesis.errors import HypothesisException
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from conformance.checks.data_management.driver import (
     DATASETS,
@@ -30,8 +28,8 @@ from conformance.checks.data_management.shadow import ShadowStore, first_differe
 from conformance.context import Context
 from conformance.judging import expect_error, ok_json
 from conformance.registry import check
-from conformance.machines import Tally, recorded as record_failures
-from conformance.verdicts import CheckFailed, CheckOutcome, KitError
+from conformance.machines import Tally, recorded as record_failures, run_machine
+from conformance.verdicts import CheckFailed, CheckOutcome
 
 STEPS = 12
 MAX_DATASETS = 3
@@ -198,19 +196,4 @@ def _machine(ctx: Context, tally: Tally) -> type[RuleBasedStateMachine]:
 @check("dataset_state_machine")
 def dataset_state_machine(ctx: Context) -> CheckOutcome:
     tally = Tally()
-    machine = seed(ctx.settings.seed)(_machine(ctx, tally))
-    config = settings(
-        max_examples=ctx.settings.max_examples, stateful_step_count=STEPS, deadline=None, database=None, derandomize=False,
-        verbosity=Verbosity.quiet, suppress_health_check=list(HealthCheck), phases=(Phase.explicit, Phase.generate),
-    )
-    try:
-        run_state_machine_as_test(machine, settings=config)
-    except CheckFailed as exc:
-        raise (tally.failures[0] if tally.failures else exc) from None
-    except (HypothesisException, BaseExceptionGroup) as exc:
-        if tally.failures:
-            raise tally.failures[0] from None
-        raise KitError(f"hypothesis: {exc}") from exc
-    if tally.failures:
-        raise tally.failures[0]
-    return CheckOutcome(examples=tally.examples, triggered=tally.steps)
+    return run_machine(_machine(ctx, tally), tally, seed_value=ctx.settings.seed, examples=ctx.settings.max_examples, steps=STEPS)

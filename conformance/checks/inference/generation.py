@@ -8,14 +8,13 @@ from typing import Any
 from hypothesis import strategies as st
 
 from conformance.context import Context
-from conformance.judging import expect_error, ok_json
+from conformance.judging import error_code, expect_error, ok_json
 from conformance.properties import run_property
 from conformance.registry import check
 from conformance.bodies import CAPABILITY_OF, minimal_body, PROFILE_OF, RESPONSE_OF
 from conformance.traffic import available_ops, deterministic, gen_ops, generate, post, prompts, texts_of
 from conformance.streams import open_stream
 from conformance.verdicts import CheckFailed, CheckOutcome, Failures, Skip
-from conformance.wire import Exchange
 
 DAY = 86_400
 _OPTIONAL: dict[str, st.SearchStrategy[Any]] = {"temperature": st.sampled_from([0, 0.7, 1.0]), "seed": st.integers(0, 2**31 - 1), "top_p": st.sampled_from([0.5, 1.0])}
@@ -322,7 +321,7 @@ def context_length_exceeded(ctx: Context) -> CheckOutcome:
         else:
             continue
         exchange = post(ctx, op, body)
-        if long_prompt_with_budget and exchange.status == 400 and _error_code(exchange) == "limit_exceeded":
+        if long_prompt_with_budget and exchange.status == 400 and error_code(exchange) == "limit_exceeded":
             continue  # the words tokenized into more than max_prompt_tokens: a limit the server may apply first
         expect_error(exchange, ("context_length_exceeded",))
         count += 1
@@ -331,16 +330,6 @@ def context_length_exceeded(ctx: Context) -> CheckOutcome:
     if not count:
         raise Skip("the declared limits refuse every request that would exceed the context length first")
     return CheckOutcome(examples=count, triggered=count)
-
-
-def _error_code(exchange: Exchange) -> str | None:
-    try:
-        body = exchange.json()
-    except CheckFailed:
-        return None
-    error = body.get("error") if isinstance(body, dict) else None
-    code = error.get("code") if isinstance(error, dict) else None
-    return code if isinstance(code, str) else None
 
 
 @check("temperature_zero_greedy")

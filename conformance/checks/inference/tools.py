@@ -9,7 +9,7 @@ import jsonschema
 from hypothesis import strategies as st
 
 from conformance.context import Context
-from conformance.judging import expect_error, ok_json
+from conformance.judging import error_code, expect_error, ok_json
 from conformance.properties import run_property
 from conformance.registry import check
 from conformance.schema_strategies import object_schemas
@@ -33,12 +33,7 @@ def tool_body(ctx: Context, model: str, prompt: str, tools: list[dict[str, Any]]
 
 def too_long(exchange: Exchange) -> bool:
     """A generated schema whose description does not fit the model's context is refused rightly: not a trigger."""
-    if exchange.status != 400:
-        return False
-    try:
-        return bool(exchange.json()["error"]["code"] == "context_length_exceeded")
-    except (ValueError, KeyError, TypeError):
-        return False
+    return exchange.status == 400 and error_code(exchange) == "context_length_exceeded"
 
 
 def judge_calls(exchange: Exchange, choice: dict[str, Any], tools: list[dict[str, Any]], *, at_least: int, only: str | None = None) -> list[dict[str, Any]]:

@@ -11,10 +11,8 @@ import functools
 from dataclasses import dataclass, field
 from typing import cast
 
-from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
 from hypothesis import strategies as st
-from hypothesis.errors import HypothesisException
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from llmos_std.management import ALLOWED_FROM, LifecycleAction
 from llmos_std.operations import LLMOS_BASE
@@ -35,8 +33,8 @@ from conformance.lifecycle_driver import (
     settle,
     version_path,
 )
-from conformance.machines import Tally, recorded as record_failures
-from conformance.verdicts import CheckFailed, CheckOutcome, KitError, Skip
+from conformance.machines import Tally, recorded as record_failures, run_machine
+from conformance.verdicts import CheckFailed, CheckOutcome, Skip
 
 GOOD = ("1.0.0", "2.0.0")
 POOL = (*GOOD, FAILING_VERSION)
@@ -207,21 +205,6 @@ def lifecycle_state_machine(ctx: Context) -> CheckOutcome:
         raise Skip("the state machine installs, breaks and deletes versions of its own; the target does not claim model-packages")
     package(ctx, ctx.name("sm-probe"), GOOD[0], index=1)  # Skip early when the kit cannot build for this target
     tally = Tally()
-    machine = seed(ctx.settings.seed)(_machine(ctx, tally))
-    examples = ctx.settings.max_examples  # each example is a fresh model name and up to STEPS lifecycle steps
-    config = settings(
-        max_examples=examples, stateful_step_count=STEPS, deadline=None, database=None, derandomize=False,
-        verbosity=Verbosity.quiet, suppress_health_check=list(HealthCheck), phases=(Phase.explicit, Phase.generate),
-    )
-    try:
-        run_state_machine_as_test(machine, settings=config)
-    except CheckFailed as exc:
-        raise (tally.failures[0] if tally.failures else exc) from None
-    except (HypothesisException, BaseExceptionGroup) as exc:
-        if tally.failures:
-            raise tally.failures[0] from None
-        raise KitError(f"hypothesis: {exc}") from exc
-    if tally.failures:
-        raise tally.failures[0]
-    return CheckOutcome(examples=tally.examples, triggered=tally.steps)
+    # Each example is a fresh model name and up to STEPS lifecycle steps.
+    return run_machine(_machine(ctx, tally), tally, seed_value=ctx.settings.seed, examples=ctx.settings.max_examples, steps=STEPS)
 
