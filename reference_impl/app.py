@@ -51,11 +51,12 @@ def engine_loader(registry: Registry, settings: Settings) -> Loader:
 
         path = registry.package_dir(version.digest)
         manifest = version.manifest
+        options = engine.EngineOptions(device=settings.device, dtype=settings.dtype, quantize=settings.quantize)
         if manifest.kind == "embedding":
-            return engine.load_embedding_model(path)
+            return engine.load_embedding_model(path, options=options)
         if manifest.format == "gguf":
             path = path / next(f.path for f in manifest.files if f.role == "weights")
-        return engine.load_text_model(path, max_batch=settings.engine_max_batch)
+        return engine.load_text_model(path, max_batch=settings.engine_max_batch, options=options)
 
     return load
 

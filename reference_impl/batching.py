@@ -25,11 +25,13 @@ from typing import Any, Literal, Protocol
 
 import torch
 
+from reference_impl import compute
 from reference_impl.textstream import TextStream
 
 logger = logging.getLogger(__name__)
 
 FinishReason = Literal["stop", "length"]
+_CPU = torch.device("cpu")
 
 
 class EngineError(Exception):
@@ -160,9 +162,10 @@ class _CausalState:
 class CausalAdapter:
     """Left-padded batches over a DynamicCache; explicit position ids keep every row's positions unpadded."""
 
-    def __init__(self, model: Any, pad_id: int) -> None:
+    def __init__(self, model: Any, pad_id: int, *, device: torch.device = _CPU) -> None:
         self._model = model
         self._pad_id = pad_id
+        self._device = device
         self.can_join = True
         self._cache_kw = _cache_keyword(model)
         accepted = inspect.signature(model.forward).parameters
@@ -179,30 +182,25 @@ class CausalAdapter:
         )
 
     def prefill(self, prompts: list[list[int]]) -> tuple[_CausalState, torch.Tensor]:
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), self._pad_id, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, prompt in enumerate(prompts):
-            ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
-            mask[row, width - len(prompt) :] = 1
+        ids, mask = _padded(prompts, self._pad_id, left=True, device=self._device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = self._forward(ids, mask, positions, None)
-        lengths = torch.tensor([len(p) for p in prompts], dtype=torch.long)
+        lengths = torch.tensor([len(p) for p in prompts], dtype=torch.long, device=self._device)
         state = _CausalState(_output_cache(out), mask, lengths)
         if not all(type(layer).__name__ == "DynamicLayer" for layer in state.cache.layers):
             self.can_join = False  # sliding-window or other layers cannot be re-padded safely
         return state, _last_logits(out)
 
     def step(self, state: _CausalState, tokens: list[int]) -> torch.Tensor:
-        ids = torch.tensor(tokens, dtype=torch.long).unsqueeze(1)
-        state.mask = torch.cat([state.mask, torch.ones((len(tokens), 1), dtype=torch.long)], dim=1)
+        ids = torch.tensor(tokens, dtype=torch.long, device=self._device).unsqueeze(1)
+        state.mask = torch.cat([state.mask, state.mask.new_ones((len(tokens), 1))], dim=1)
         out = self._forward(ids, state.mask, state.next_pos.unsqueeze(1), state.cache)
         state.cache = _output_cache(out)
         state.next_pos = state.next_pos + 1
         return _last_logits(out)
 
     def select(self, state: _CausalState, keep: list[int]) -> _CausalState:
-        index = torch.tensor(keep, dtype=torch.long)
+        index = torch.tensor(keep, dtype=torch.long, device=self._device)
         state.cache.batch_select_indices(index)
         state.mask = state.mask[index]
         state.next_pos = state.next_pos[index]
@@ -225,7 +223,7 @@ class CausalAdapter:
                 return t
             shape = list(t.shape)
             shape[dim] = missing
-            return torch.cat([torch.zeros(shape, dtype=t.dtype), t], dim=dim)
+            return torch.cat([t.new_zeros(shape), t], dim=dim)
 
         for mine, theirs in zip(first.cache.layers, second.cache.layers, strict=True):
             mine.keys = torch.cat([pad(mine.keys, -2), pad(theirs.keys, -2)], dim=0)
@@ -251,8 +249,9 @@ class Seq2SeqAdapter:
 
     can_join = False
 
-    def __init__(self, model: Any, pad_id: int, decoder_start_id: int) -> None:
+    def __init__(self, model: Any, pad_id: int, decoder_start_id: int, *, device: torch.device = _CPU) -> None:
         self._model = model
+        self._device = device
         self._pad_id = pad_id
         self._start_id = decoder_start_id
         self._cache_kw = _cache_keyword(model)
@@ -260,12 +259,7 @@ class Seq2SeqAdapter:
     def prefill(self, prompts: list[list[int]]) -> tuple[_Seq2SeqState, torch.Tensor]:
         from transformers import DynamicCache, EncoderDecoderCache
 
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), self._pad_id, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, prompt in enumerate(prompts):
-            ids[row, : len(prompt)] = torch.tensor(prompt, dtype=torch.long)
-            mask[row, : len(prompt)] = 1
+        ids, mask = _padded(prompts, self._pad_id, left=False, device=self._device)
         hidden = self._model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
         cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
         state = _Seq2SeqState(hidden, mask, cache)
@@ -275,7 +269,7 @@ class Seq2SeqAdapter:
         out = self._model(
             encoder_outputs=(state.encoder_hidden,),
             attention_mask=state.encoder_mask,
-            decoder_input_ids=torch.tensor(tokens, dtype=torch.long).unsqueeze(1),
+            decoder_input_ids=torch.tensor(tokens, dtype=torch.long, device=self._device).unsqueeze(1),
             use_cache=True,
             **{self._cache_kw: state.cache},
         )
@@ -283,7 +277,7 @@ class Seq2SeqAdapter:
         return _last_logits(out)
 
     def select(self, state: _Seq2SeqState, keep: list[int]) -> _Seq2SeqState:
-        index = torch.tensor(keep, dtype=torch.long)
+        index = torch.tensor(keep, dtype=torch.long, device=self._device)
         state.cache.batch_select_indices(index)
         state.encoder_hidden = state.encoder_hidden[index]
         state.encoder_mask = state.encoder_mask[index]
@@ -336,12 +330,7 @@ class Scheduler:
         while not self._closing.is_set():
             incoming = self._admit(batch)
             try:
-                with torch.inference_mode():
-                    self._drop(batch, [i for i, row in enumerate(batch.rows) if row.cancelled], cancelled=True)
-                    if batch.rows:
-                        self._decode(batch)
-                    if incoming:
-                        self._prefill(batch, incoming)
+                compute.run(self._iterate, batch, incoming)
             except Exception as exc:  # last resort (e.g. a failed cache re-index): fail the batch, keep serving
                 self._fail(batch.rows + [row for row in incoming if row not in batch.rows], exc)
                 batch = _Batch()
@@ -349,6 +338,15 @@ class Scheduler:
         for row in batch.rows + self._drain():
             _safe_deliver(row, EngineError("the model has been closed"))
         self.stats.active = 0
+
+    def _iterate(self, batch: _Batch, incoming: list[Request]) -> None:
+        """One scheduling iteration, on the torch thread: drop cancelled rows, one decode step, admit arrivals."""
+        with torch.inference_mode():
+            self._drop(batch, [i for i, row in enumerate(batch.rows) if row.cancelled], cancelled=True)
+            if batch.rows:
+                self._decode(batch)
+            if incoming:
+                self._prefill(batch, incoming)
 
     def _drain(self) -> list[Request]:
         rows: list[Request] = []
@@ -511,9 +509,22 @@ def _output_cache(out: Any) -> Any:
     return cache if cache is not None else out.past_key_values
 
 
+def _padded(prompts: list[list[int]], pad_id: int, *, left: bool, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and attention mask of a batch, built on the host and moved to the device in one copy each."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        span = slice(width - len(prompt), width) if left else slice(0, len(prompt))
+        ids[row, span] = torch.tensor(prompt, dtype=torch.long)
+        mask[row, span] = 1
+    return ids.to(device), mask.to(device)
+
+
 def _last_logits(out: Any) -> torch.Tensor:
+    """The last position's logits as float32 on the host, where every row samples with its own generator."""
     logits: torch.Tensor = out.logits[:, -1, :]
-    return logits.float()
+    return logits.float().cpu()
 
 
 def _safe_deliver(row: Request, item: Delta | EngineError) -> None:

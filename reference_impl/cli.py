@@ -30,6 +30,13 @@ def _parser() -> argparse.ArgumentParser:
                        help="allow this browser origin (scheme://host[:port]; repeatable; none by default)")
     serve.add_argument("--allow-host", dest="allowed_hosts", action="append", default=[],
                        help="accept this Host header in addition to loopback names")
+    serve.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=os.environ.get("LLMOS_DEVICE", "auto"),
+                       help="where models run (default auto: cuda, then mps, then cpu; env LLMOS_DEVICE)")
+    serve.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default=os.environ.get("LLMOS_DTYPE", "auto"),
+                       help="compute dtype (default auto: float32 on cpu, bfloat16 on cuda, float16 on mps)")
+    serve.add_argument("--quantize", choices=["auto", "none", "int8", "int4"], default=os.environ.get("LLMOS_QUANTIZE", "auto"),
+                       help="weight-only quantization on cpu (default auto: a GGUF's own precision, e.g. Q4 -> int4; "
+                            "none: the exact float path)")
     return parser
 
 
@@ -49,7 +56,15 @@ def main(argv: list[str] | None = None) -> int:
         print("llmos-ref: --insecure-local serves on loopback only", file=sys.stderr)
         return 2
     settings = Settings(host=args.host, port=args.port, data_dir=args.data_dir, models=args.models, api_keys=args.api_keys,
-                        insecure_local=args.insecure_local, cors_origins=args.cors_origins, trusted_signer_keys=args.trusted_signer_keys)
+                        insecure_local=args.insecure_local, cors_origins=args.cors_origins, trusted_signer_keys=args.trusted_signer_keys,
+                        device=args.device, dtype=args.dtype, quantize=args.quantize)
+    try:  # an unusable --device or --dtype is refused before anything starts
+        from reference_impl.placement import EngineOptions, PlacementError, resolve
+
+        resolve(EngineOptions(settings.device, settings.dtype, settings.quantize), None, text_model=True)
+    except PlacementError as exc:
+        print(f"llmos-ref: {exc}", file=sys.stderr)
+        return 2
     if not settings.insecure_local:
         created = KeyStore(key_file(settings), settings.api_keys).ensure_admin_key()
         if created is not None:

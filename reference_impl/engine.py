@@ -10,6 +10,7 @@ import asyncio
 import functools
 import inspect
 import json
+import logging
 import secrets
 import threading
 from collections.abc import AsyncGenerator
@@ -31,7 +32,11 @@ from reference_impl.batching import (
     Seq2SeqAdapter,
     TokenLogprob,
 )
+from reference_impl import compute
 from reference_impl.architectures import runnable
+from reference_impl.placement import EngineOptions, Placement
+from reference_impl.placement import resolve as placement_of
+from reference_impl.quantization import quantize_model, settle
 from reference_impl.constraints import ConstraintError, Grammar, Vocabulary
 from reference_impl.textstream import TextStream
 
@@ -43,6 +48,7 @@ __all__ = [
     "EmbedInput",
     "EmbeddingModel",
     "EngineError",
+    "EngineOptions",
     "ModelLoadError",
     "Prompt",
     "PromptTooLong",
@@ -56,6 +62,8 @@ __all__ = [
 ]
 
 ModelKind = Literal["causal", "seq2seq", "embedding"]
+logger = logging.getLogger(__name__)
+_CPU = torch.device("cpu")
 
 # Used when neither the config nor the tokenizer states a usable context length (T5's relative positions).
 FALLBACK_CONTEXT_LENGTH = 512
@@ -110,8 +118,11 @@ class TextModel:
         context_length: int,
         max_batch: int,
         batch_wait_s: float,
+        placement: Placement | None = None,
     ) -> None:
         self.kind = kind
+        self.placement = placement or Placement(_CPU, torch.float32, "full")
+        device = self.placement.device
         self.context_length = context_length
         self._tokenizer = tokenizer
         template = getattr(tokenizer, "chat_template", None)
@@ -122,16 +133,17 @@ class TextModel:
         pad_id = _first(tokenizer.pad_token_id, getattr(generation, "pad_token_id", None), min(eos_ids, default=0))
         adapter: ModelAdapter
         if kind == "causal":
-            adapter = CausalAdapter(model, pad_id)
+            adapter = CausalAdapter(model, pad_id, device=device)
         else:
             start = _first(
                 getattr(generation, "decoder_start_token_id", None), model.config.decoder_start_token_id, pad_id
             )
-            adapter = Seq2SeqAdapter(model, pad_id, start)
+            adapter = Seq2SeqAdapter(model, pad_id, start, device=device)
         self._scheduler = Scheduler(adapter, eos_ids=eos_ids, max_batch=max_batch, batch_wait_s=batch_wait_s)
         self._eos_ids = sorted(eos_ids)
         output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-        self._logits_size = int(output.weight.shape[0]) if output is not None else int(model.config.vocab_size)
+        # out_features, not weight.shape: a quantized head holds packed codes instead of a weight matrix.
+        self._logits_size = int(output.out_features) if output is not None else int(model.config.vocab_size)
         self._vocabulary: Vocabulary | None = None
         self._template_takes_tools = self.has_chat_template and "tools" in str(template)
 
@@ -251,8 +263,11 @@ class _Pooling:
 class EmbeddingModel:
     """A sentence-transformers style encoder: transformer, pooling, optional L2 normalisation."""
 
-    def __init__(self, model: Any, tokenizer: Any, pooling: _Pooling, context_length: int) -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any, pooling: _Pooling, context_length: int, *, device: torch.device = _CPU
+    ) -> None:
         self._model = model
+        self._device = device
         self._tokenizer = tokenizer
         self._pooling = pooling
         self.context_length = context_length
@@ -277,10 +292,10 @@ class EmbeddingModel:
         unique = list(dict.fromkeys(texts))
         vectors: dict[EmbedInput, list[float]] = {}
         tokens: dict[EmbedInput, int] = {}
-        with self._lock, torch.inference_mode():
+        with self._lock:
             for start in range(0, len(unique), EMBED_BATCH):
                 chunk = unique[start : start + EMBED_BATCH]
-                chunk_vectors, chunk_tokens = self._embed_batch(chunk)
+                chunk_vectors, chunk_tokens = compute.run(self._embed_batch, chunk)
                 vectors.update(zip(chunk, chunk_vectors))
                 tokens.update(zip(chunk, chunk_tokens))
         return [vectors[t] for t in texts], sum(tokens[t] for t in texts)
@@ -290,14 +305,15 @@ class EmbeddingModel:
         with self._lock:
             self._model = None
 
+    @torch.inference_mode()
     def _embed_batch(self, texts: list[EmbedInput]) -> tuple[list[list[float]], list[int]]:
         if texts and isinstance(texts[0], tuple):  # token ids as given: no special tokens added
             ids = [list(t)[: self.context_length] for t in texts if isinstance(t, tuple)]
             batch = self._tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt")
         else:
             batch = self._tokenizer(texts, padding=True, truncation=True, max_length=self.context_length, return_tensors="pt")
-        inputs = {k: v for k, v in batch.items() if k in self._accepted}
-        hidden = self._model(**inputs).last_hidden_state.float()
+        inputs = {k: v.to(self._device) for k, v in batch.items() if k in self._accepted}
+        hidden = self._model(**inputs).last_hidden_state.float().cpu()
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         counts = mask.sum(dim=1).clamp(min=1.0)
         pooled = []
@@ -343,8 +359,17 @@ def detect_kind(path: Path) -> ModelKind:
     raise ModelLoadError(f"cannot tell what kind of model {path.name} holds (architectures: {architectures})")
 
 
-def load_text_model(path: Path, *, max_batch: int = 16, batch_wait_s: float = 0.005) -> TextModel:
-    """Loads a local causal/seq2seq transformers directory, a .gguf file, or a directory with one .gguf."""
+def load_text_model(
+    path: Path, *, max_batch: int = 16, batch_wait_s: float = 0.005, options: EngineOptions = EngineOptions()
+) -> TextModel:
+    """Loads a local causal/seq2seq transformers directory, a .gguf file, or a directory with one .gguf.
+
+    The weights are read in float32, quantized if the placement says so, then moved to the device and dtype.
+    """
+    return compute.run(_load_text_model, Path(path), max_batch, batch_wait_s, options)
+
+
+def _load_text_model(path: Path, max_batch: int, batch_wait_s: float, options: EngineOptions) -> TextModel:
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     path = Path(path)
@@ -352,21 +377,32 @@ def load_text_model(path: Path, *, max_batch: int = 16, batch_wait_s: float = 0.
     kind = detect_kind(path)
     if kind == "embedding":
         raise ModelLoadError(f"{path.name} is an embedding model, not a text generation model")
+    gguf = directory / extra["gguf_file"] if "gguf_file" in extra else None
+    placement = placement_of(options, gguf, text_model=True)
     auto = AutoModelForCausalLM if kind == "causal" else AutoModelForSeq2SeqLM
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory, **extra)
-        model = auto.from_pretrained(directory, dtype=torch.float32, **extra)
+        model: Any = auto.from_pretrained(directory, dtype=torch.float32, **extra)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelLoadError(f"cannot load {path.name}: {exc}") from exc
     model.eval()
+    report = quantize_model(model, placement.weights)
+    model.to(device=placement.device, dtype=placement.dtype)
+    settle(model)
+    logger.info("loaded %s on %s (%s)", path.name, placement.label, report.summary)
     context = _context_length(model.config, tokenizer)
     return TextModel(
-        model, tokenizer, kind=kind, context_length=context, max_batch=max_batch, batch_wait_s=batch_wait_s
+        model, tokenizer, kind=kind, context_length=context, max_batch=max_batch, batch_wait_s=batch_wait_s,
+        placement=placement,
     )
 
 
-def load_embedding_model(path: Path) -> EmbeddingModel:
+def load_embedding_model(path: Path, *, options: EngineOptions = EngineOptions()) -> EmbeddingModel:
     """Loads a sentence-transformers directory (modules.json + pooling config) or a bare encoder directory."""
+    return compute.run(_load_embedding_model, Path(path), options)
+
+
+def _load_embedding_model(path: Path, options: EngineOptions) -> EmbeddingModel:
     from transformers import AutoModel, AutoTokenizer
 
     path = Path(path)
@@ -380,9 +416,11 @@ def load_embedding_model(path: Path) -> EmbeddingModel:
     except (OSError, ValueError, KeyError) as exc:
         raise ModelLoadError(f"cannot load {path.name}: {exc}") from exc
     model.eval()
+    placement = placement_of(options, None, text_model=False)
+    model.to(device=placement.device, dtype=placement.dtype)
     st_config = _read_json(directory / "sentence_bert_config.json", missing_ok=True)
     context = int(st_config.get("max_seq_length") or _context_length(model.config, tokenizer))
-    return EmbeddingModel(model, tokenizer, pooling, context)
+    return EmbeddingModel(model, tokenizer, pooling, context, device=placement.device)
 
 
 def _locate(path: Path) -> tuple[Path, dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -55,5 +56,11 @@ class Settings(BaseModel):
     accepted_formats: frozenset[WeightsFormat] = frozenset({"safetensors", "gguf"})
     """Weights formats the registry installs and discovery declares (pickle never by default)."""
     engine_max_batch: int = 16
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    """Where models run: auto picks CUDA, then MPS, then the CPU."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """auto: float32 on CPU (the exact reference path), bfloat16 on CUDA, float16 on MPS, bfloat16 for int weights."""
+    quantize: Literal["auto", "none", "int8", "int4"] = "auto"
+    """Weight-only int8/int4 on CPU; auto keeps a GGUF file's own precision (a Q4 file is served from int4)."""
     default_max_tokens: int = 256
     """Completion budget when a request sets none (capped by the context left)."""
