@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from llmos_std.manifest import WeightsFormat
+from llmos_std.models import DIGEST_PATTERN
 from llmos_std.profiles import ProfileName
 from llmos_std.security import AuthScheme
-from llmos_std.wire import OpenWireModel
+from llmos_std.wire import OpenWireModel, optional_in_schema
 
 
 class Implementation(OpenWireModel):
@@ -52,7 +53,30 @@ class DiscoveryDocument(OpenWireModel):
     """Operation ids of the trust-management operations the server offers."""
 
 
+ReplicaState = Literal["ready", "starting", "restarting", "failed"]
+
+
+class ReplicaHealth(OpenWireModel):
+    """One engine replica of a server that runs several (scale-out)."""
+
+    id: str = Field(min_length=1)
+    """The replica's name, unique among the server's replicas."""
+    state: ReplicaState
+    """``ready``: serving the versions it holds; ``starting``: loading before it first became ready;
+    ``restarting``: replaced after a crash, loading its versions again; ``failed``: down and not coming back."""
+    models: list[Annotated[str, Field(pattern=f"^{DIGEST_PATTERN}$")]]
+    """Package digests of the model versions the replica has loaded."""
+    detail: str | None = None
+    """Why the replica is not ready, or what it is doing."""
+
+
 class Health(OpenWireModel):
+    model_config = ConfigDict(json_schema_extra=optional_in_schema("replicas"))
+
     object: Literal["llmos.health"] = "llmos.health"
     status: Literal["ok", "unavailable"]
     detail: str | None = None
+    replicas: list[ReplicaHealth] | None = None
+    """Present when the server runs several engine replicas (scale-out): each replica with its state and the
+    versions it has loaded. Such a server is ready when every replica is ``ready``, or ``restarting`` with at
+    least one other ``ready``."""

@@ -29,7 +29,7 @@ class OperationExample(BaseModel):
     stream: list[JsonValue] | None = None
     """The events' ``data`` of the streamed form, in order (``[DONE]`` not included)."""
     response_text: str | None = None
-    """A non-JSON success body (JSON Lines)."""
+    """A non-JSON success body (JSON Lines, or a blob's bytes as text)."""
     body_text: str | None = None
     """A bytes request body, as text."""
     path: dict[str, str] = Field(default_factory=dict)

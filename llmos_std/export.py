@@ -148,6 +148,12 @@ def _operation_object(op: Operation, names: dict[tuple[str, Mode], str]) -> dict
     elif op.response_body == "json" and op.method != "HEAD":
         success["content"] = {"application/json": {"schema": {"type": "object", "description": "A JSON document (see the summary)."},
                                                    "examples": _examples(op.id, example.response, example.note)}}
+    if op.response_body == "bytes":
+        success["headers"].update(_BLOB_HEADERS)
+        success["content"] = {"application/octet-stream": {
+            "schema": {"type": "string", "contentMediaType": "application/octet-stream", "description": "The blob's exact bytes."},
+            "examples": _examples(op.id, example.response_text, "The blob's bytes, here a small JSON file."),
+        }}
     if op.response_body == "jsonl":
         success["content"] = {"application/jsonl": {
             "schema": {"type": "array", "items": {"type": "object"}, "description": _JSONL_BODY},
@@ -231,6 +237,10 @@ _PAGE_PARAMETERS = (
     {"name": "cursor", "in": "query", "required": False, "description": "The `next_cursor` of the previous page; absent for the first page.",
      "schema": {"type": "string", "minLength": 1, "maxLength": 4096}, "example": "ZHNfMGFmNGU3Y2RhOWNmY2U0MTVkZTY"},
 )
+_BLOB_HEADERS = {
+    "Content-Length": {"description": "The blob's size in bytes.", "schema": {"type": "integer", "minimum": 0}},
+    "ETag": {"description": "The blob's digest in quotes: `\"sha256:<hex>\"`.", "schema": {"type": "string", "pattern": '^"sha256:[0-9a-f]{64}"$'}},
+}
 _JSONL_BODY = "JSON Lines: one record per line, in index order; described as the list of the lines' values."
 
 

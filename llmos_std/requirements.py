@@ -65,6 +65,7 @@ _CORE: tuple[Requirement, ...] = (
     _r("LLMOS-DISC-005", "SHOULD", "core", "A server SHOULD serve its own effective OpenAPI document at `GET /llmos/v1/openapi.json`, whose `security` matches how it is configured: a bearer requirement when it needs keys, none when it does not.", "served_openapi_matches_auth"),
     _r("LLMOS-HLTH-001", "MUST", "core", "`GET /llmos/v1/health/live` and `GET /llmos/v1/health/ready` MUST answer without authentication with 200 and a Health body when the condition holds and 503 with a Health body otherwise.", "health_endpoints"),
     _r("LLMOS-HLTH-002", "MUST", "core", "A server MUST remain ready after any rejected request.", "ready_after_abuse"),
+    _r("LLMOS-HLTH-003", "SHOULD", "core", "A server that runs several engine replicas SHOULD list them in `replicas` of `GET /llmos/v1/health/ready`, each with its state and the package digests it has loaded; a version it reports `ready` MUST be loaded on every replica in state `ready`.", "replicas_reported"),
     _r("LLMOS-MOD-001", "MUST", "core", "`GET /v1/models` MUST list every servable model as a ModelObject carrying `capabilities`, `context_length`, `version`, `digest`, `state` and `determinism`.", "models_list_valid"),
     _r("LLMOS-MOD-002", "MUST", "core", "A request naming a model that is not installed MUST fail with 404 `model_not_found` and MUST NOT be served by another model.", "unknown_model_404"),
     _r("LLMOS-MOD-003", "MUST", "core", "A server MUST accept the model ids `name`, `name@<semver>` and `name@sha256:<hex>`, serving the active version, the named version, or the version with that package digest.", "model_id_syntax"),
@@ -158,6 +159,7 @@ _PACKAGES: tuple[Requirement, ...] = (
     _r("LLMOS-PKG-010", "MUST", "model-packages", "`GET /llmos/v1/packages/{digest}` MUST return the installed manifest whose package digest is `digest`, 404 `package_not_found` for any other well-formed digest, and 400 `digest_invalid` for a malformed one.", "get_manifest"),
     _r("LLMOS-PKG-011", "MUST", "model-packages", "The package digest MUST be the sha256 of the RFC 8785 canonicalization of the manifest JSON object as uploaded, with its `signatures` member removed.", "package_digest_canonical"),
     _r("LLMOS-PKG-012", "MUST", "model-packages", "A server MUST refuse to install a package whose `architecture` it cannot run with 400 `architecture_unsupported`, leaving the registry unchanged, rather than install a version that can never load.", "install_refusals"),
+    _r("LLMOS-PKG-013", "MUST", "model-packages", "`GET /llmos/v1/blobs/{digest}` MUST return exactly the stored bytes, whose sha256 is the digest, for every blob of an installed package; an unknown digest MUST get `blob_unknown`.", "blob_download_exact"),
 )
 
 _TASKS: tuple[Requirement, ...] = (

@@ -241,6 +241,20 @@ class Registry:
         except FileNotFoundError:
             return None
 
+    def open_blob(self, digest: str) -> BinaryIO | None:
+        """The stored blob opened for reading, or None when none has ``digest``.
+
+        Opened under the lock that collecting deleted versions' blobs takes: an open file outlives its unlinking,
+        so a download that has begun ends with every byte even when a delete removes the blob meanwhile.
+        """
+        if not _DIGEST.match(digest):
+            return None
+        with self._lock:
+            try:
+                return self._blob_path(digest).open("rb")
+            except FileNotFoundError:
+                return None
+
     def put_blob(self, digest: str, chunks: Iterable[bytes], *, max_bytes: int | None = None) -> tuple[BlobInfo, bool]:
         """Store ``chunks`` under ``digest`` if they hash to it; the bool says whether it is new."""
         writer = _BlobWriter(self._tmp, _check_digest(digest), max_bytes)

@@ -1,10 +1,11 @@
 """model-packages with the kit's own package: install, refusals that change nothing, blob verification,
-forbidden formats, idempotence, interrupted uploads and deletion.
+forbidden formats, idempotence, interrupted uploads, deletion and blob download.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import socket
 import time
 from typing import Any
@@ -28,11 +29,15 @@ from conformance.lifecycle_driver import (
     subject,
     version_path,
 )
+from conformance.package import Package
 from conformance.uploads import fresh_package, need_packages, pickle_checkpoint, refused_install, weights_index, with_files
 from conformance.verdicts import CheckFailed, CheckOutcome, Skip
 
 INTERRUPT_SETTLE_S = 0.3
 """How long the kit lets the server notice a dropped connection before it looks for leftovers."""
+NOISE_BYTES = 64 * 1024 + 3
+"""The extra file the download check adds to its package: random, so no other package shares it, and
+not a multiple of any buffer size, so a server that drops or pads the last read is caught."""
 
 
 def _absent_blob(ctx: Context, seed: str) -> tuple[bytes, str]:
@@ -218,3 +223,26 @@ def delete_version(ctx: Context) -> CheckOutcome:
     finally:
         discard(ctx, name)
     return CheckOutcome(examples=5, triggered=5)
+
+
+@check("blob_download_exact")
+def blob_download_exact(ctx: Context) -> CheckOutcome:
+    base = fresh_package(ctx, "download")
+    noise = random.Random(ctx.name("download")).randbytes(NOISE_BYTES)
+    path = "extra/noise.dat"  # data no loader reads: not a weights suffix (".bin" is pickle's)
+    extra = {"path": path, "digest": sha256_digest(noise), "size": len(noise), "role": "doc"}
+    pkg = Package({**base.manifest, "files": [*base.manifest["files"], extra]}, {**base.files, path: noise})
+    identity = {"Accept-Encoding": "identity"}  # the bytes themselves, not a compressed representation of them
+    try:
+        install(ctx, pkg)  # uploads the noise with put_blob first
+        for digest, data in pkg.blobs().items():
+            exchange = ctx.wire.request("GET", f"{LLMOS_BASE}/blobs/{digest}", auth="admin", headers=identity)
+            expect_status(exchange, 200)
+            if exchange.body != data:
+                raise CheckFailed(f"the {len(data)} bytes stored under {digest}", f"{len(exchange.body)} bytes whose digest is {sha256_digest(exchange.body)}", exchange=exchange)
+        absent = sha256_digest(noise + b" never uploaded")
+        expect_error(ctx.wire.request("GET", f"{LLMOS_BASE}/blobs/{absent}", auth="admin", headers=identity), ("blob_unknown",))
+    finally:
+        discard(ctx, pkg.name)
+    count = len(pkg.blobs()) + 1
+    return CheckOutcome(examples=count, triggered=count)

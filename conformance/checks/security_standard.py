@@ -78,6 +78,8 @@ def scope_enforced(ctx: Context) -> CheckOutcome:
     ]
     if "model-management" in ctx.plan.claimed:
         refused.append((reader, "POST", f"{LLMOS_BASE}/models/{absent}/versions/1.0.0/load", None))  # models:manage
+    if "model-packages" in ctx.plan.claimed:
+        refused.append((runner, "GET", f"{LLMOS_BASE}/blobs/sha256:{'0' * 64}", None))  # packages:write: inference keys never read weights
     allowed: list[tuple[Minted, str, str, Any]] = [(reader, "GET", "/v1/models", None), (runner, "POST", PATH_OF[op], minimal_body(op, model))]
     with Failures() as failures:
         for key, method, path, body in refused:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from starlette.responses import JSONResponse, Response
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from typing import BinaryIO
+
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from llmos_std.errors import LLMOSError
 from llmos_std.management import ActivationRecord, DeletedObject, ManagedModel, ManagedModelList
 from llmos_std.models import DIGEST_PATTERN
+from llmos_std.verification import CHUNK_SIZE
 
 from reference_impl.http import Context, Handler, wire_json
 
@@ -84,6 +90,25 @@ async def head_blob(ctx: Context) -> Response:
     return Response(status_code=200, headers={"Content-Length": str(size), "Docker-Content-Digest": digest})
 
 
+async def get_blob(ctx: Context) -> Response:
+    digest = _digest_param(ctx)
+    blob = ctx.state.registry.open_blob(digest)
+    if blob is None:
+        raise LLMOSError("blob_unknown", f"no blob with digest {digest} is stored", param="digest")
+    size = os.fstat(blob.fileno()).st_size
+    # Streamed from the open file: a weights blob may be larger than the server's memory.
+    return StreamingResponse(_read(blob), media_type="application/octet-stream", headers={"Content-Length": str(size), "ETag": f'"{digest}"'})
+
+
+async def _read(blob: BinaryIO) -> AsyncIterator[bytes]:
+    """The file ``CHUNK_SIZE`` bytes at a time, each read in a thread; closed however the response ends."""
+    try:
+        while chunk := await asyncio.to_thread(blob.read, CHUNK_SIZE):
+            yield chunk
+    finally:
+        blob.close()
+
+
 async def put_blob(ctx: Context) -> Response:
     digest = _digest_param(ctx)
     registry = ctx.state.registry
@@ -118,6 +143,7 @@ HANDLERS: dict[str, Handler] = {
     "rollback_model": rollback_model,
     "delete_model_version": delete_model_version,
     "head_blob": head_blob,
+    "get_blob": get_blob,
     "put_blob": put_blob,
     "install_package": install_package,
     "get_package": get_package,

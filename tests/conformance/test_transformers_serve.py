@@ -20,6 +20,7 @@ PINNED: dict[str, str] = {
     "LLMOS-MOD-001": "fail", "LLMOS-INF-007": "fail",
     "LLMOS-DISC-004": "skipped",  # no discovery, so no declared limits
     "LLMOS-DISC-005": "fail",  # (SHOULD) no /llmos/v1/openapi.json: its /openapi.json is FastAPI's, open to all
+    "LLMOS-HLTH-003": "skipped",  # (SHOULD) no readiness answer, so no replicas listed
     "LLMOS-MOD-003": "skipped",  # no version or digest listed, so no pinned id can be formed
     # OpenAI wire: an unknown model is a 400 {"detail": ...} ("Server is pinned to ..."), not 404 model_not_found.
     "LLMOS-MOD-002": "fail",

@@ -163,6 +163,19 @@ def test_put_blob_async_streams_a_request_body(registry: Registry) -> None:
     assert _tree(registry.root / "tmp") == []
 
 
+def test_open_blob_reads_every_byte_even_when_a_delete_collects_the_blob(registry: Registry) -> None:
+    _install(registry)
+    config = FILES["config.json"]
+    blob = registry.open_blob(_digest(config))
+    assert blob is not None
+    with blob:
+        registry.delete_version("tiny", "1.0.0")  # the version's blobs go with it
+        assert not registry.has_blob(_digest(config))
+        assert blob.read() == config  # a download that began ends whole
+    assert registry.open_blob(_digest(config)) is None
+    assert registry.open_blob("sha256:../../registry.sqlite3") is None  # never a path outside the blob store
+
+
 # ---------------------------------------------------------------- install
 
 

@@ -76,6 +76,14 @@ async function lines<P extends Path, M extends MethodOf<P>, S extends Status<P, 
   return body.split("\n").filter((line) => line.trim() !== "").map((line) => JSON.parse(line)) as Media<P, M, S>["application/jsonl" & keyof Media<P, M, S>];
 }
 
+/** An `application/octet-stream` body: the document types it as a string; its bytes are what count. */
+async function octets<P extends Path, M extends MethodOf<P>, S extends Status<P, M>>(
+  op: OperationId, method: M, path: P, expect: S, ...args: Rest<P, M>
+): Promise<{ data: Uint8Array<ArrayBuffer>; headers: Headers }> {
+  const response = await send(op, method, path, expect, "application/octet-stream", ...args);
+  return { data: new Uint8Array(await response.arrayBuffer()), headers: response.headers };
+}
+
 /** A stream's events: the document types each event ({data}); its data is JSON of the chunk type, or "[DONE]". */
 async function events<P extends Path, M extends MethodOf<P>, S extends Status<P, M>, C>(
   op: OperationId, method: M, path: P, expect: S, ...args: Rest<P, M>
@@ -95,7 +103,7 @@ const EVERY_OPERATION: Record<OperationId, Schemas["DiscoveryDocument"]["profile
   create_completion: "inference", create_chat_completion: "inference", create_embedding: "embeddings", create_response: "responses", list_tasks: "tasks", run_task: "tasks",
   list_managed_models: "model-management", get_managed_model: "model-management", get_model_version: "model-management",
   load_model_version: "model-management", unload_model_version: "model-management", activate_model_version: "model-management",
-  rollback_model: "model-management", head_blob: "model-packages", put_blob: "model-packages", install_package: "model-packages",
+  rollback_model: "model-management", head_blob: "model-packages", put_blob: "model-packages", get_blob: "model-packages", install_package: "model-packages",
   get_package: "model-packages", delete_model_version: "model-packages", create_dataset: "data-management", list_datasets: "data-management",
   get_dataset: "data-management", delete_dataset: "data-management", append_records: "data-management", list_dataset_versions: "data-management",
   query_dataset: "data-management", derive_dataset: "data-management", export_dataset: "data-management", get_operation: "data-management",
@@ -181,6 +189,17 @@ async function main(): Promise<void> {
   ok("put_blob", { "digest and size": stored.digest === sha256(blob) && stored.size === Buffer.byteLength(blob) });
   const head = await send("head_blob", "head", "/llmos/v1/blobs/{digest}", 200, null, blobPath);
   ok("head_blob", { "Content-Length is the size": head.headers.get("content-length") === String(stored.size) });
+  const downloaded = await octets("get_blob", "get", "/llmos/v1/blobs/{digest}", 200, blobPath);
+  // What a replica or mirror does: the manifest by its digest (above), then every file by its digest, each verified.
+  const files: Uint8Array<ArrayBuffer>[] = [];
+  for (const file of servedPackage.files) files.push((await octets("get_blob", "get", "/llmos/v1/blobs/{digest}", 200, { path: { digest: file.digest } })).data);
+  const unknownBlob = await call("get_blob", "get", "/llmos/v1/blobs/{digest}", 404, { path: { digest: sha256(blob + "never put") } });
+  ok("get_blob", {
+    "the bytes put": Buffer.from(downloaded.data).equals(Buffer.from(blob)),
+    "ETag is the quoted digest": downloaded.headers.get("etag") === `"${stored.digest}"`,
+    "every file of the served package verifies": files.length > 0 && files.every((data, i) => sha256(data) === servedPackage.files[i]?.digest),
+    "typed 404 envelope": unknownBlob.error.code === "blob_unknown",
+  });
 
   const manifest = JSON.parse(readFileSync(join(packageDir, "llmos-package.json"), "utf8")) as Schemas["PackageManifest"];
   for (const file of manifest.files) {  // upload what the server lacks (here nothing: the files are the served version's)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from hypothesis import strategies as st
@@ -106,6 +107,44 @@ def health_endpoints(ctx: Context) -> CheckOutcome:
         if (exchange.status == 200) != (body["status"] == "ok"):
             raise CheckFailed("status ok with 200 and unavailable with 503", f"{exchange.status} with {body['status']!r}", exchange=exchange)
     return CheckOutcome(examples=2, triggered=2)
+
+
+def _json_or_none(body: bytes) -> Any:
+    """A body judged by other requirements when it is not JSON (the model list, the Health shape)."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def replica_problems(replicas: list[dict[str, Any]], ready_versions: Iterable[str]) -> list[str]:
+    """What is wrong with a schema-valid ``replicas`` list: an id listed twice, a ready replica without a ready version."""
+    problems: list[str] = []
+    ids = [str(r["id"]) for r in replicas]
+    if repeated := sorted({i for i in ids if ids.count(i) > 1}):
+        problems.append(f"replica ids listed more than once: {repeated}")
+    wanted = set(ready_versions)
+    for replica in replicas:
+        if replica["state"] == "ready" and (missing := sorted(wanted - set(replica["models"]))):
+            problems.append(f"replica {replica['id']!r} is ready without the ready versions {missing}")
+    return problems
+
+
+@check("replicas_reported")
+def replicas_reported(ctx: Context) -> CheckOutcome:
+    # The versions first: a version ready then is on every replica that is ready a moment later (replicas become ready loaded).
+    listed = _json_or_none(ctx.wire.request("GET", "/v1/models").body)
+    models = listed.get("data") if isinstance(listed, dict) else None
+    ready = [m["digest"] for m in models if isinstance(m, dict) and m.get("state") == "ready" and isinstance(m.get("digest"), str)] if isinstance(models, list) else []
+    exchange = ctx.wire.request("GET", "/llmos/v1/health/ready", auth=None)
+    body = _json_or_none(exchange.body)
+    if not isinstance(body, dict) or body.get("replicas") is None:
+        raise Skip("the readiness answer lists no replicas (a server with one engine has none to list)")
+    validate("Health", body, exchange)
+    problems = replica_problems(body["replicas"], ready)
+    if problems:
+        raise CheckFailed("replicas with unique ids, each ready one holding every version /v1/models lists as ready", "; ".join(problems), exchange=exchange)
+    return CheckOutcome(examples=len(body["replicas"]), triggered=len(body["replicas"]))
 
 
 @check("ready_after_abuse")

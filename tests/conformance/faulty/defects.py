@@ -212,6 +212,23 @@ def _not_found_as_400(path: str, req: dict[str, Any] | None, status: int, header
     return status, headers, body
 
 
+def _blob_byte_flipped(path: str, req: dict[str, Any] | None, status: int, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+    """A download whose last byte is not the stored one (a bad disk, a buffer reused too early)."""
+    if status == 200 and body and (b"content-type", b"application/octet-stream") in headers:  # the GET, not the PUT's JSON
+        return status, headers, body[:-1] + bytes([body[-1] ^ 0x01])
+    return status, headers, body
+
+
+def _replica_without_versions(path: str, req: dict[str, Any] | None, status: int, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+    """Scale-out readiness whose ready replica holds none of the versions the model list calls ready."""
+    doc = _json(body)
+    if path == "/llmos/v1/health/ready" and isinstance(doc, dict):
+        doc["replicas"] = [{"id": "replica-0", "state": "ready", "models": [], "detail": None},
+                           {"id": "replica-1", "state": "restarting", "models": [], "detail": "replaced after a crash"}]
+        body = json.dumps(doc).encode()
+    return status, headers, body
+
+
 def _known_fields(path: str) -> set[str]:
     name = {"/v1/completions": "CompletionRequest", "/v1/chat/completions": "ChatCompletionRequest", "/v1/embeddings": "EmbeddingRequest"}[path]
     return set(schema_files()[f"{name}.json"]["properties"])
@@ -271,6 +288,8 @@ def build_defects(switch: DefectSwitch) -> dict[str, Defect]:
         Defect("embeddings_reversed", "LLMOS-EMB-001", response=_on_json(_reverse_embeddings)),
         Defect("unknown_field_ignored", "LLMOS-PARAM-001", request=_drop_unknown),
         Defect("digest_header_missing", "LLMOS-INF-007", response=_drop_header(b"llmos-model-digest")),
+        Defect("blob_byte_flipped", "LLMOS-PKG-013", response=_blob_byte_flipped, prefix="/llmos/v1/blobs/"),
+        Defect("replica_without_versions", "LLMOS-HLTH-003", response=_replica_without_versions, prefix="/llmos/v1/health/"),
         Defect("ids_reused", "LLMOS-INF-008", response=_on_json(_reuse_id)),
         Defect("chunk_created_as_string", "LLMOS-STRM-002", response=_on_chunks(_created_str)),
         Defect("any_content_type_accepted", "LLMOS-ERR-005", request=_force_json_type),
