@@ -37,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--quantize", choices=["auto", "none", "int8", "int4"], default=os.environ.get("LLMOS_QUANTIZE", "auto"),
                        help="weight-only quantization on cpu (default auto: a GGUF's own precision, e.g. Q4 -> int4; "
                             "none: the exact float path)")
+    serve.add_argument("--replicas", type=int, default=int(os.environ.get("LLMOS_REPLICAS", "0")),
+                       help="serve on Ray Serve with this many engine replicas behind one endpoint (default: no Ray)")
+    serve.add_argument("--ray-address", default=os.environ.get("LLMOS_RAY_ADDRESS"),
+                       help="join this Ray cluster (e.g. ray://head:10001 or auto) instead of starting one; implies --replicas 1 at least")
     return parser
 
 
@@ -73,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     settings.allowed_hosts.extend(args.allowed_hosts)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         settings.allowed_hosts.append(args.host)
+    if args.replicas > 0 or args.ray_address:
+        from reference_impl.ray_serve import serve_on_ray
+
+        serve_on_ray(settings, replicas=max(1, args.replicas), address=args.ray_address)
+        return 0
     app = create_app(settings)
     print(f"llmos-ref: starting on http://{args.host}:{args.port} (discovery: /.well-known/llmos); data in {args.data_dir}; first start packs and installs the models", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")

@@ -49,6 +49,7 @@ __all__ = [
     "EmbeddingModel",
     "EngineError",
     "EngineOptions",
+    "EngineUnavailable",
     "ModelLoadError",
     "Prompt",
     "PromptTooLong",
@@ -92,6 +93,10 @@ class PromptTooLong(EngineError):
         self.context_length = context_length
 
 
+class EngineUnavailable(EngineError):
+    """No engine can take the request now (a replica died while serving it, or is restarting): retry shortly."""
+
+
 class ModelLoadError(EngineError):
     """The files cannot be loaded as a model of the expected kind (or would need remote code)."""
 
@@ -120,14 +125,8 @@ class TextModel:
         batch_wait_s: float,
         placement: Placement | None = None,
     ) -> None:
-        self.kind = kind
         self.placement = placement or Placement(_CPU, torch.float32, "full")
         device = self.placement.device
-        self.context_length = context_length
-        self._tokenizer = tokenizer
-        template = getattr(tokenizer, "chat_template", None)
-        self.has_chat_template = isinstance(template, str) and bool(template)
-        self._template_has_developer = self.has_chat_template and "developer" in str(template)
         generation = getattr(model, "generation_config", None)
         eos_ids = _ids(getattr(generation, "eos_token_id", None)) | _ids(tokenizer.eos_token_id)
         pad_id = _first(tokenizer.pad_token_id, getattr(generation, "pad_token_id", None), min(eos_ids, default=0))
@@ -140,12 +139,31 @@ class TextModel:
             )
             adapter = Seq2SeqAdapter(model, pad_id, start, device=device)
         self._scheduler = Scheduler(adapter, eos_ids=eos_ids, max_batch=max_batch, batch_wait_s=batch_wait_s)
-        self._eos_ids = sorted(eos_ids)
         output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
         # out_features, not weight.shape: a quantized head holds packed codes instead of a weight matrix.
-        self._logits_size = int(output.out_features) if output is not None else int(model.config.vocab_size)
-        self._vocabulary: Vocabulary | None = None
+        logits_size = int(output.out_features) if output is not None else int(model.config.vocab_size)
+        self._front(tokenizer, kind, context_length, sorted(eos_ids), logits_size)
+
+    def _front(
+        self, tokenizer: Any, kind: Literal["causal", "seq2seq"], context_length: int, eos_ids: list[int], logits_size: int
+    ) -> None:
+        """What the HTTP side needs besides the weights: the tokenizer, the template, the vocabulary's facts."""
+        self.kind = kind
+        self.context_length = context_length
+        self._tokenizer = tokenizer
+        template = getattr(tokenizer, "chat_template", None)
+        self.has_chat_template = isinstance(template, str) and bool(template)
+        self._template_has_developer = self.has_chat_template and "developer" in str(template)
         self._template_takes_tools = self.has_chat_template and "tools" in str(template)
+        self._eos_ids = eos_ids
+        self._logits_size = logits_size
+        self._vocabulary: Vocabulary | None = None
+
+    @property
+    def facts(self) -> dict[str, Any]:
+        """What a front for this model elsewhere (another process) needs to know about it."""
+        return {"kind": self.kind, "context_length": self.context_length, "eos_ids": self._eos_ids,
+                "logits_size": self._logits_size, "placement": self.placement.label}
 
     @property
     def template_takes_tools(self) -> bool:

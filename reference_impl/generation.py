@@ -16,7 +16,7 @@ from llmos_std.manifest import PackageManifest
 from llmos_std.parameters import gated_fields_in_use
 
 from reference_impl.capabilities import served_capabilities
-from reference_impl.engine import Delta, EngineError, Grammar, Prompt, PromptTooLong, SamplingParams, TextModel, TokenLogprob
+from reference_impl.engine import Delta, EngineError, EngineUnavailable, Grammar, Prompt, PromptTooLong, SamplingParams, TextModel, TokenLogprob
 from reference_impl.settings import Settings
 
 SamplingRequest = ChatCompletionRequest | CompletionRequest
@@ -166,7 +166,13 @@ async def collect(model: TextModel, jobs: list[Job], *, chat: bool) -> Answers:
     return answers
 
 
+RETRY_AFTER_S = 2
+"""What a 503 from an unavailable engine replica asks the client to wait: about a replica's restart."""
+
+
 def engine_failure(exc: BaseException) -> LLMOSError:
     if isinstance(exc, PromptTooLong):
         return LLMOSError("context_length_exceeded", str(exc), param="max_tokens")
+    if isinstance(exc, EngineUnavailable):
+        return LLMOSError("not_ready", str(exc), headers={"Retry-After": str(RETRY_AFTER_S)})
     return LLMOSError("engine_error", "the model failed while generating")

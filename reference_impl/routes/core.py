@@ -55,9 +55,13 @@ async def get_health_live(ctx: Context) -> Response:
 
 
 async def get_health_ready(ctx: Context) -> Response:
+    pool = getattr(ctx.state, "replicas", None)  # reference_impl.replicas.ReplicaPool when served on Ray
+    replicas = pool.health() if pool is not None else None
     if not ctx.state.ready:
-        return wire_json(Health(status="unavailable", detail="starting: installing and loading models"), status=503)
-    return wire_json(Health(status="ok"))
+        return wire_json(Health(status="unavailable", detail="starting: installing and loading models", replicas=replicas), status=503)
+    if pool is not None and not pool.ready:
+        return wire_json(Health(status="unavailable", detail="no engine replica is ready", replicas=replicas), status=503)
+    return wire_json(Health(status="ok", replicas=replicas))
 
 
 async def list_models(ctx: Context) -> Response:

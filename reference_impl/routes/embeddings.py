@@ -13,8 +13,8 @@ from llmos_std.inference import Embedding, EmbeddingRequest, EmbeddingResponse, 
 from llmos_std.operations import MODEL_DIGEST_HEADER
 from llmos_std.parameters import EMBEDDING, gated_fields_in_use
 
-from reference_impl.engine import EmbedInput, EmbeddingModel
-from reference_impl.generation import check_token_ids
+from reference_impl.engine import EmbedInput, EmbeddingModel, EngineError
+from reference_impl.generation import check_token_ids, engine_failure
 from reference_impl.http import Context, Handler, wire_json
 
 
@@ -50,7 +50,10 @@ async def create_embedding(ctx: Context) -> Response:
                 raise LLMOSError("invalid_value", "inputs must not be empty", param=param)
             if model.count_tokens(text) > model.context_length:
                 raise LLMOSError("context_length_exceeded", f"input {i} exceeds the model's {model.context_length} tokens", param=param)
-        vectors, tokens = await asyncio.to_thread(model.embed, texts)
+        try:
+            vectors, tokens = await asyncio.to_thread(model.embed, texts)
+        except EngineError as exc:  # a replica that died while embedding: 503 + Retry-After
+            raise engine_failure(exc) from None
     finally:
         lease.release()
     as_base64 = body.encoding_format == "base64"
