@@ -32,7 +32,7 @@ from reference_impl.batching import (
     Seq2SeqAdapter,
     TokenLogprob,
 )
-from reference_impl import compute
+from reference_impl import attention, compute
 from reference_impl.architectures import runnable
 from reference_impl.placement import EngineOptions, Placement
 from reference_impl.placement import resolve as placement_of
@@ -404,6 +404,8 @@ def _load_text_model(path: Path, max_batch: int, batch_wait_s: float, options: E
     except (OSError, ValueError, KeyError) as exc:
         raise ModelLoadError(f"cannot load {path.name}: {exc}") from exc
     model.eval()
+    if kind == "causal":
+        attention.install(model)
     report = quantize_model(model, placement.weights)
     model.to(device=placement.device, dtype=placement.dtype)
     settle(model)

@@ -65,8 +65,7 @@ class PackageSource:
 class EngineReplica:
     """One engine process (a Ray actor). Its methods are called by the front's ReplicaPool only."""
 
-    def __init__(self, options: dict[str, str], threads: int, cache_dir: str) -> None:
-        os.environ["LLMOS_TORCH_THREADS"] = str(threads)  # read when reference_impl.compute is first imported
+    def __init__(self, options: dict[str, str], cache_dir: str) -> None:
         self._options = EngineOptions(**options)  # type: ignore[arg-type]
         self._cache = Path(cache_dir)
         self._models: dict[str, TextModel | EmbeddingModel] = {}
@@ -193,10 +192,14 @@ class ReplicaPool:
         per_replica = threads or max(1, (os.cpu_count() or 1) // count)
         cache = str(cache_dir or Path(tempfile.gettempdir()) / "llmos-replica-cache")
         options_dict = {"device": options.device, "dtype": options.dtype, "quantize": options.quantize}
-        actor_class = ray.remote(EngineReplica).options(max_restarts=-1, max_task_retries=0, num_cpus=0, max_concurrency=1000)
-        self._replicas = [
-            _Replica(f"engine-{i}", actor_class.remote(options_dict, per_replica, cache)) for i in range(count)
-        ]
+        # The thread count must be in the environment when the worker process starts: torch reads it on import.
+        threads_env = {"LLMOS_TORCH_THREADS": str(per_replica), "OMP_NUM_THREADS": str(per_replica),
+                       "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
+        actor_class = ray.remote(EngineReplica).options(
+            max_restarts=-1, max_task_retries=0, num_cpus=0, max_concurrency=1000, runtime_env={"env_vars": threads_env},
+            num_gpus=1 if options.device == "cuda" else 0,  # one GPU per replica: Ray sets CUDA_VISIBLE_DEVICES
+        )
+        self._replicas = [_Replica(f"engine-{i}", actor_class.remote(options_dict, cache)) for i in range(count)]
         self._source = source
         self._wanted: dict[str, _Wanted] = {}
         self._lock = threading.Lock()

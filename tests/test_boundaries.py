@@ -50,7 +50,8 @@ def test_llmos_std_imports_only_stdlib_pydantic_jsonschema_and_httpx_in_the_clie
 
 def test_torch_is_imported_only_by_the_engine() -> None:
     # The engine: models, the batcher, the torch thread, weight quantization, device placement, Ray replicas.
-    engine_modules = {"engine.py", "batching.py", "compute.py", "quantization.py", "placement.py", "replicas.py"}
+    engine_modules = {"engine.py", "batching.py", "compute.py", "quantization.py", "placement.py", "replicas.py",
+                      "attention.py"}
     for path in (ROOT / "reference_impl").rglob("*.py"):
         if path.name in engine_modules:
             continue
