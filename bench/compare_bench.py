@@ -99,6 +99,9 @@ def gguf_as_safetensors(gguf: Path, out: Path) -> Path:
 
     if not (out / "config.json").exists():
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
+        model.hf_quantizer = None  # transformers dequantized the GGUF on load: these are plain float32 tensors
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
         model.save_pretrained(out)
         AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True).save_pretrained(out)
     return out

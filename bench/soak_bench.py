@@ -136,9 +136,11 @@ async def soak(base: str, pid: int, minutes: float, probe_every_s: float) -> Non
 
             await asyncio.gather(*(client_loop() for _ in range(6)))
             await asyncio.sleep(2)  # let cancelled rows and the lifecycle settle before measuring
-            for _ in range(100):  # the embedding model may still be reloading
-                if all(m["versions"] for m in (await client.get("/llmos/v1/models")).json()["data"]):
+            for _ in range(100):  # the embedding model may still be reloading: a load would share the probe's cores
+                listed = (await client.get("/llmos/v1/models")).json()["data"]
+                if all(v["state"] in ("ready", "installed", "failed") for m in listed for v in m["versions"]):
                     break
+                await asyncio.sleep(0.2)
             tps = await probe(client, chat)
             print(f"t={(time.monotonic() - began) / 60:5.1f} min  probe {tps:6.1f} tok/s  RSS {rss_mib(pid):7.1f} MiB  "
                   f"requests {sum(v for k, v in counts.items() if k != 'client_error')}", flush=True)

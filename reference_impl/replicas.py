@@ -235,9 +235,9 @@ class ReplicaPool:
 
     # ------------------------------------------------------------ routing
 
-    def _pick(self, digest: str) -> _Replica:
+    def _pick(self, digest: str, avoid: set[str]) -> _Replica:
         with self._lock:
-            able = [r for r in self._replicas if r.state == "ready" and digest in r.models]
+            able = [r for r in self._replicas if r.state == "ready" and digest in r.models and r.name not in avoid]
             if not able:
                 raise ReplicaUnavailable("no replica holding this model is ready; retry shortly")
             chosen = min(able, key=lambda r: r.in_flight)
@@ -248,31 +248,58 @@ class ReplicaPool:
         with self._lock:
             replica.in_flight -= 1
 
+    def _suspect(self, replica: _Replica) -> None:
+        """A call failed as if the replica were gone: route nothing more to it until the monitor has seen it."""
+        with self._lock:
+            if replica.state == "ready":
+                replica.state, replica.detail = "restarting", "a request failed on it"
+
     async def generate(
         self, digest: str, prompt: Prompt, params: SamplingParams, *, chat: bool, grammar: Grammar | None, top_logprobs: int | None
     ) -> AsyncGenerator[Any, None]:
-        replica = self._pick(digest)
-        stream = replica.actor.generate.options(num_returns="streaming").remote(digest, prompt, params, chat, grammar, top_logprobs)
-        try:
-            async for ref in stream:
-                try:
-                    yield await ref
-                except Exception as exc:
-                    raise _engine_error(exc, replica) from None
-        finally:
-            self._done(replica)
-            ray.cancel(stream)
+        """Streams from one replica. Until its first delta the request moves to another replica if that one fails."""
+        avoid: set[str] = set()
+        while True:
+            replica = self._pick(digest, avoid)
+            stream = replica.actor.generate.options(num_returns="streaming").remote(digest, prompt, params, chat, grammar, top_logprobs)
+            started = False
+            try:
+                async for ref in stream:
+                    try:
+                        delta = await ref
+                    except Exception as exc:
+                        error = _engine_error(exc, replica)
+                        if not isinstance(error, ReplicaUnavailable):
+                            raise error from None
+                        self._suspect(replica)
+                        if started:
+                            raise error from None
+                        break  # nothing was sent yet: try another replica
+                    started = True
+                    yield delta
+                else:
+                    return
+            finally:
+                self._done(replica)
+                ray.cancel(stream)
+            avoid.add(replica.name)
 
     def embed(self, digest: str, texts: list[EmbedInput]) -> tuple[list[list[float]], int]:
-        """Blocking (the embeddings route calls models from a worker thread)."""
-        replica = self._pick(digest)
-        try:
-            result: tuple[list[list[float]], int] = ray.get(replica.actor.embed.remote(digest, texts))
-            return result
-        except Exception as exc:
-            raise _engine_error(exc, replica) from None
-        finally:
-            self._done(replica)
+        """Blocking (the embeddings route calls models from a worker thread); moves to another replica on failure."""
+        avoid: set[str] = set()
+        while True:
+            replica = self._pick(digest, avoid)
+            try:
+                result: tuple[list[list[float]], int] = ray.get(replica.actor.embed.remote(digest, texts))
+                return result
+            except Exception as exc:
+                error = _engine_error(exc, replica)
+                if not isinstance(error, ReplicaUnavailable):
+                    raise error from None
+                self._suspect(replica)
+            finally:
+                self._done(replica)
+            avoid.add(replica.name)
 
     # ------------------------------------------------------------ health
 
@@ -312,8 +339,10 @@ class ReplicaPool:
             if incarnation != replica.incarnation:
                 self._restore(replica, incarnation, models)
             else:
-                with self._lock:
+                with self._lock:  # the same process answers: a suspicion was wrong (or a failed reload is not retried)
                     replica.models = models
+                    if replica.state == "restarting":
+                        replica.state, replica.detail = "ready", None
 
     def _restore(self, replica: _Replica, incarnation: str, models: list[str]) -> None:
         """A new replica process (first start or a restart by Ray): load what every replica should hold."""
