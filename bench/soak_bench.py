@@ -99,13 +99,11 @@ async def one_mixed(client: httpx.AsyncClient, chat: str, embed: str, rng: rando
 async def lifecycle(client: httpx.AsyncClient, embed_name: str, version: str, counts: dict[str, int]) -> None:
     path = f"/llmos/v1/models/{embed_name}/versions/{version}"
     await client.post(f"{path}/unload")
-    for action in ("load",):
-        for _ in range(200):
-            state = (await client.get(path)).json()["state"]
-            if state == "installed":
-                break
-            await asyncio.sleep(0.1)
-        await client.post(f"{path}/{action}")
+    for _ in range(200):  # unload drains in the background; load is refused until it is done
+        if (await client.get(path)).json()["state"] == "installed":
+            break
+        await asyncio.sleep(0.1)
+    await client.post(f"{path}/load")
     counts["lifecycle"] = counts.get("lifecycle", 0) + 1
 
 

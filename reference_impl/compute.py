@@ -13,6 +13,7 @@ it their work; the hand-off costs microseconds against steps of milliseconds.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -24,7 +25,12 @@ T = TypeVar("T")
 _THREADS = int(os.environ.get("LLMOS_TORCH_THREADS", "0")) or torch.get_num_threads()
 
 
+_worker_thread: threading.Thread | None = None
+
+
 def _own_the_cores() -> None:
+    global _worker_thread
+    _worker_thread = threading.current_thread()
     torch.set_num_threads(_THREADS)
     torch.ones(1 << 16).sum()  # a parallel op, so this thread's thread count is fixed now (torch sets it lazily)
 
@@ -36,15 +42,9 @@ torch.set_num_threads(1)  # every thread that has not run torch yet: no OpenMP t
 
 def run(work: Callable[..., T], *args: object) -> T:
     """Runs ``work(*args)`` on the torch thread and returns its result (re-raising its exception)."""
-    if _on_worker():
+    if threading.current_thread() is _worker_thread:  # already there (a load that builds a model, say)
         return work(*args)
     return _worker.submit(work, *args).result()
-
-
-def _on_worker() -> bool:
-    import threading
-
-    return threading.current_thread().name.startswith("llmos-torch")
 
 
 def threads() -> int:

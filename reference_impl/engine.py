@@ -390,7 +390,6 @@ def load_text_model(
 def _load_text_model(path: Path, max_batch: int, batch_wait_s: float, options: EngineOptions) -> TextModel:
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
-    path = Path(path)
     directory, extra = _locate(path)
     kind = detect_kind(path)
     if kind == "embedding":
@@ -425,7 +424,6 @@ def load_embedding_model(path: Path, *, options: EngineOptions = EngineOptions()
 def _load_embedding_model(path: Path, options: EngineOptions) -> EmbeddingModel:
     from transformers import AutoModel, AutoTokenizer
 
-    path = Path(path)
     directory, extra = _locate(path)
     if "gguf_file" in extra:
         raise ModelLoadError("GGUF embedding models are not supported")

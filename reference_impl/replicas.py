@@ -31,7 +31,7 @@ from typing import Any
 import ray
 
 from llmos_std.manifest import PackageManifest
-from llmos_std.discovery import ReplicaHealth
+from llmos_std.discovery import ReplicaHealth, ReplicaState
 from reference_impl.engine import (
     EmbedInput,
     EmbeddingModel,
@@ -118,10 +118,6 @@ class EngineReplica:
             raise ReplicaUnavailable(f"model {digest} is not loaded on this replica")
         return await asyncio.to_thread(model.embed, texts)
 
-    def stats(self, digest: str) -> SchedulerStats:
-        model = self._models.get(digest)
-        return model.stats if isinstance(model, TextModel) else SchedulerStats()
-
 
 def pull_package(source: PackageSource, digest: str, cache: Path) -> Path:
     """Fetches a package by digest into ``cache/<hex>`` (atomically) and verifies the manifest and every blob."""
@@ -163,7 +159,7 @@ def pull_package(source: PackageSource, digest: str, cache: Path) -> Path:
 class _Replica:
     name: str
     actor: Any
-    state: str = "starting"
+    state: ReplicaState = "starting"
     incarnation: str | None = None
     models: list[str] = field(default_factory=list)
     in_flight: int = 0
@@ -305,7 +301,7 @@ class ReplicaPool:
 
     def health(self) -> list[ReplicaHealth]:
         with self._lock:
-            return [ReplicaHealth(id=r.name, state=r.state, models=list(r.models), detail=r.detail) for r in self._replicas]  # type: ignore[arg-type]
+            return [ReplicaHealth(id=r.name, state=r.state, models=list(r.models), detail=r.detail) for r in self._replicas]
 
     @property
     def ready(self) -> bool:
@@ -399,12 +395,8 @@ class RemoteTextModel(TextModel):
     async def generate(
         self, prompt: Prompt, params: SamplingParams, *, chat: bool, grammar: Grammar | None = None, top_logprobs: int | None = None,
     ) -> AsyncGenerator[Any, None]:
-        if isinstance(prompt, str):
-            self.check_fits(self.count_prompt_tokens(prompt, chat=chat), params.max_tokens)
-        else:
-            self.check_fits(len(prompt), params.max_tokens)
-        if grammar is not None:
-            self.check_grammar(grammar)
+        # As TextModel.generate: PromptTooLong before anything is queued. The grammar was checked by the route.
+        self.check_fits(self.count_prompt_tokens(prompt, chat=chat), params.max_tokens)
         stream = self._pool.generate(self._digest, prompt, params, chat=chat, grammar=grammar, top_logprobs=top_logprobs)
         try:
             async for delta in stream:
